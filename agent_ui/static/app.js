@@ -1,0 +1,906 @@
+/* omohub agent inbox: vanilla JS, no framework.
+ *
+ * Rules this file keeps:
+ *  - customer-supplied strings only ever reach the DOM through textContent /
+ *    createTextNode (the el() helper below); never innerHTML with data;
+ *  - the API is the source of truth; Socket.IO events are notifications, and a
+ *    reconnect reloads from the API;
+ *  - every non-GET fetch carries the X-CSRF-Token header.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("inbox");
+  if (!root) return;
+
+  var ME = Number(root.dataset.agentId);
+  var LOCALE = root.dataset.locale || document.documentElement.lang || "ja";
+  var MESSAGES = readJSON("i18n");
+  var CSRF = meta("csrf-token");
+  var SOCKET_TOKEN = meta("socket-token");
+  var PAGE_SIZE = 30;
+
+  var state = {
+    filters: { status: "open", assignee: "", channel: "", q: "" },
+    list: [],            // conversation summaries, newest activity first
+    cursor: null,
+    listSeq: 0,          // guards against out-of-order list responses
+    openId: null,
+    open: null,          // detail of the open conversation (without timeline)
+    itemIds: new Set(),  // timeline item ids already rendered
+    openSeq: 0,
+    mode: "reply",
+    connectedOnce: false,
+    typingTimer: null,
+    typingSentAt: 0,
+    typingStopTimer: null,
+    readTimer: null
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  }
+
+  function meta(name) {
+    var node = document.querySelector('meta[name="' + name + '"]');
+    return node ? node.getAttribute("content") : "";
+  }
+
+  /** t("system.channel_switched", {from: "Web", to: "LINE"}) */
+  function t(key, params) {
+    var text = Object.prototype.hasOwnProperty.call(MESSAGES, key) ? MESSAGES[key] : key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, function (whole, name) {
+        return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole;
+      });
+    }
+    return text;
+  }
+
+  function has(key) { return Object.prototype.hasOwnProperty.call(MESSAGES, key); }
+
+  function channelName(channel) {
+    return has("channel." + channel) ? t("channel." + channel) : String(channel || "");
+  }
+
+  /** Build an element. Children that are strings become text nodes — never HTML. */
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (key) {
+        var value = attrs[key];
+        if (value === null || value === undefined || value === false) return;
+        if (key === "class") node.className = value;
+        else if (key === "text") node.textContent = value;
+        else if (key === "dataset") Object.assign(node.dataset, value);
+        else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
+        else node.setAttribute(key, value === true ? "" : String(value));
+      });
+    }
+    append(node, children);
+    return node;
+  }
+
+  function append(node, children) {
+    if (children === null || children === undefined) return node;
+    if (!Array.isArray(children)) children = [children];
+    children.forEach(function (child) {
+      if (child === null || child === undefined || child === false) return;
+      node.appendChild(typeof child === "string" || typeof child === "number"
+        ? document.createTextNode(String(child)) : child);
+    });
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function $(id) { return document.getElementById(id); }
+
+  /** Only http(s) URLs (relative ones resolve against this page) may become src/href. */
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      var parsed = new URL(url, window.location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) { return null; }
+  }
+
+  function initials(name) {
+    var text = String(name || "?").trim();
+    if (!text) return "?";
+    var parts = text.split(/\s+/);
+    if (parts.length > 1 && /^[A-Za-z]/.test(text)) return (parts[0][0] + parts[1][0]).toUpperCase();
+    return Array.from(text)[0].toUpperCase();
+  }
+
+  function hue(id) { return (Number(id) * 47) % 360; }
+
+  var timeFmt = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit" });
+  var dayFmt = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric" });
+  var fullFmt = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short" });
+
+  function when(iso, full) {
+    if (!iso) return "";
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) return "";
+    if (full) return fullFmt.format(date);
+    var now = new Date();
+    return date.toDateString() === now.toDateString() ? timeFmt.format(date) : dayFmt.format(date);
+  }
+
+  function timeEl(iso, full) {
+    return el("time", { datetime: iso || "", title: iso ? fullFmt.format(new Date(iso)) : null },
+      when(iso, full));
+  }
+
+  var toastTimer = null;
+  function toast(message) {
+    var box = $("toast");
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+
+  function errorText(error) {
+    if (error && error.body && error.body.error && error.body.error.message) {
+      return t("error.prefix") + error.body.error.message;
+    }
+    return t("error.generic");
+  }
+
+  // ---------------------------------------------------------------- API
+
+  function api(method, path, body) {
+    var headers = { "Accept": "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(path, {
+      method: method, headers: headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (response) {
+      if (response.status === 401) {
+        window.location.assign("/login");
+        throw new Error("unauthorized");
+      }
+      if (response.status === 204) return null;
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (!response.ok) {
+          var error = new Error("HTTP " + response.status);
+          error.status = response.status;
+          error.body = data;
+          throw error;
+        }
+        return data;
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- list
+
+  function listQuery(cursor) {
+    var params = new URLSearchParams();
+    var f = state.filters;
+    if (f.status) params.set("status", f.status);
+    if (f.channel) params.set("channel", f.channel);
+    if (f.assignee) params.set("assignee", f.assignee);
+    if (f.q) params.set("q", f.q);
+    params.set("limit", String(PAGE_SIZE));
+    if (cursor) params.set("cursor", cursor);
+    return "/api/conversations?" + params.toString();
+  }
+
+  function loadList() {
+    var seq = ++state.listSeq;
+    $("conv-list").setAttribute("aria-busy", "true");
+    return api("GET", listQuery(null)).then(function (page) {
+      if (seq !== state.listSeq) return;
+      state.list = page.items || [];
+      state.cursor = page.next_cursor || null;
+      renderList();
+    }).catch(function (error) {
+      if (seq === state.listSeq) toast(errorText(error));
+    }).then(function () {
+      if (seq === state.listSeq) $("conv-list").setAttribute("aria-busy", "false");
+    });
+  }
+
+  function loadMore() {
+    if (!state.cursor) return;
+    var seq = state.listSeq;
+    var button = $("load-more");
+    button.disabled = true;
+    api("GET", listQuery(state.cursor)).then(function (page) {
+      if (seq !== state.listSeq) return;
+      var known = new Set(state.list.map(function (c) { return c.id; }));
+      (page.items || []).forEach(function (c) { if (!known.has(c.id)) state.list.push(c); });
+      state.cursor = page.next_cursor || null;
+      renderList();
+    }).catch(function (error) { toast(errorText(error)); })
+      .then(function () { button.disabled = false; });
+  }
+
+  /** Would the server's list, with the current filters, contain this summary? */
+  function matchesFilters(summary) {
+    var f = state.filters;
+    if (f.status && summary.status !== f.status) return false;
+    if (f.channel && (summary.channels || []).indexOf(f.channel) < 0) return false;
+    if (f.assignee === "me" && summary.assignee_id !== ME) return false;
+    if (f.assignee === "unassigned" && summary.assignee_id !== null) return false;
+    if (f.q) {
+      var needle = f.q.toLowerCase();
+      var hay = ((summary.customer && summary.customer.display_name) || "") + "\n" +
+        ((summary.last_message && summary.last_message.text) || "");
+      if (hay.toLowerCase().indexOf(needle) < 0) return false;
+    }
+    return true;
+  }
+
+  function byActivity(a, b) {
+    var x = a.last_activity_at || "", y = b.last_activity_at || "";
+    if (x !== y) return x < y ? 1 : -1;
+    return b.id - a.id;
+  }
+
+  function upsertSummary(summary) {
+    var index = state.list.findIndex(function (c) { return c.id === summary.id; });
+    if (summary.id === state.openId) summary = Object.assign({}, summary, { unread_count: 0 });
+    if (!matchesFilters(summary)) {
+      if (index >= 0) state.list.splice(index, 1);
+    } else {
+      if (index >= 0) state.list[index] = summary;
+      else {
+        // Beyond the loaded page? Then "load more" will bring it in its turn.
+        var last = state.list[state.list.length - 1];
+        if (state.cursor && last && byActivity(summary, last) > 0) return renderList();
+        state.list.push(summary);
+      }
+      state.list.sort(byActivity);
+    }
+    renderList();
+  }
+
+  function renderList() {
+    var list = $("conv-list");
+    var focusedId = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.conversationId : null;
+    clear(list);
+    state.list.forEach(function (c) { list.appendChild(listItem(c)); });
+    $("list-empty").hidden = state.list.length > 0;
+    $("load-more").hidden = !state.cursor;
+    if (focusedId) {
+      var again = list.querySelector('[data-conversation-id="' + Number(focusedId) + '"]');
+      if (again) again.focus();
+    }
+    var unread = state.list.reduce(function (n, c) { return n + (c.unread_count || 0); }, 0);
+    document.title = (unread ? "(" + unread + ") " : "") + t("inbox.title") + " · omohub";
+  }
+
+  function listItem(c) {
+    var name = (c.customer && c.customer.display_name) || "#" + c.id;
+    var preview = (c.last_message && c.last_message.text) || "";
+    var unread = c.unread_count || 0;
+    var channels = el("span", { class: "badges" }, (c.channels || []).map(function (ch) {
+      return el("span", { class: "badge ch-" + ch, title: channelName(ch) }, channelName(ch));
+    }));
+    var button = el("button", {
+      type: "button", class: "conv-item" + (unread ? " has-unread" : ""),
+      dataset: { conversationId: String(c.id) },
+      "aria-current": c.id === state.openId ? "true" : null,
+      onclick: function () { openConversation(c.id); }
+    }, [
+      el("span", { class: "avatar", "aria-hidden": "true", dataset: { hue: String(hue(c.customer && c.customer.id)) } },
+        initials(name)),
+      el("span", { class: "conv-item-main" }, [
+        el("span", { class: "row" }, [
+          el("span", { class: "name" }, name),
+          timeEl(c.last_activity_at)
+        ]),
+        el("span", { class: "row" }, [
+          el("span", { class: "preview" }, preview),
+          unread ? el("span", { class: "unread", "aria-label": t("inbox.unread", { n: unread }) },
+            String(unread)) : null
+        ]),
+        el("span", { class: "row meta" }, [
+          channels,
+          c.status !== "open" ? el("span", { class: "pill st-" + c.status }, t("inbox.status." + c.status)) : null,
+          c.assignee_id === ME ? el("span", { class: "mine" }, t("inbox.filter.mine")) : null,
+          (c.tags || []).length ? el("span", { class: "tag-mini" }, "#" + c.tags.join(" #")) : null
+        ])
+      ])
+    ]);
+    return el("li", null, button);
+  }
+
+  function applyAvatarHues(scope) {
+    // CSP forbids inline styles in markup; CSSOM properties set from script are allowed.
+    (scope || document).querySelectorAll("[data-hue]").forEach(function (node) {
+      node.style.setProperty("--hue", node.dataset.hue);
+    });
+  }
+
+  // ---------------------------------------------------------------- one conversation
+
+  function openConversation(id, keepHash) {
+    id = Number(id);
+    if (!id) return;
+    if (state.openId !== id) stopTyping();
+    state.openId = id;
+    state.itemIds = new Set();
+    if (!keepHash && window.location.hash !== "#c" + id) {
+      history.replaceState(null, "", "#c" + id);
+    }
+    root.classList.add("has-open");
+    var seq = ++state.openSeq;
+    var local = state.list.find(function (c) { return c.id === id; });
+    if (local) { local.unread_count = 0; renderList(); }
+    $("conv-none").hidden = true;
+    $("conv").hidden = false;
+    $("timeline").setAttribute("aria-busy", "true");
+    return api("GET", "/api/conversations/" + id).then(function (detail) {
+      if (seq !== state.openSeq) return;
+      renderConversation(detail);
+      markRead();
+      loadCustomer(detail.customer.id, seq);
+    }).catch(function (error) {
+      if (seq !== state.openSeq) return;
+      if (error.status === 404) closeConversation();
+      toast(errorText(error));
+    });
+  }
+
+  function closeConversation() {
+    state.openId = null;
+    state.open = null;
+    root.classList.remove("has-open");
+    $("conv").hidden = true;
+    $("conv-none").hidden = false;
+    $("customer-panel").hidden = true;
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    renderList();
+  }
+
+  function renderConversation(detail) {
+    var timeline = detail.timeline || [];
+    state.open = Object.assign({}, detail);
+    delete state.open.timeline;
+    renderHeader();
+    renderReplyChannels();
+    var list = $("timeline");
+    clear(list);
+    state.itemIds = new Set();
+    timeline.forEach(function (item) { appendItem(item, false); });
+    list.setAttribute("aria-busy", "false");
+    scrollTimeline(true);
+    $("typing").hidden = true;
+  }
+
+  function renderHeader() {
+    var c = state.open;
+    if (!c) return;
+    $("conv-name").textContent = c.customer.display_name;
+    var status = $("conv-status");
+    status.textContent = t("inbox.status." + c.status);
+    status.className = "pill st-" + c.status;
+    var assignee = $("conv-assignee");
+    if (c.assignee_id === ME) assignee.textContent = t("conv.assigned_to", { name: t("conv.you") });
+    else if (c.assignee_id) {
+      assignee.textContent = t("conv.assigned_to", {
+        name: c.assignee && c.assignee.id === c.assignee_id ? c.assignee.name : "#" + c.assignee_id
+      });
+    } else assignee.textContent = t("conv.unassigned");
+    var show = {
+      "assign-me": c.assignee_id !== ME,
+      "unassign": c.assignee_id !== null && c.assignee_id !== undefined,
+      "pending": c.status === "open",
+      "resolve": c.status !== "resolved",
+      "reopen": c.status !== "open"
+    };
+    document.querySelectorAll(".conv-actions [data-action]").forEach(function (button) {
+      button.hidden = !show[button.dataset.action];
+    });
+    renderTags();
+  }
+
+  function renderTags() {
+    var list = $("tag-list");
+    clear(list);
+    (state.open.tags || []).forEach(function (tag) {
+      list.appendChild(el("li", { class: "tag" }, [
+        el("span", null, tag),
+        el("button", {
+          type: "button", class: "tag-x", "aria-label": t("conv.remove_tag", { tag: tag }),
+          onclick: function () {
+            saveTags(state.open.tags.filter(function (x) { return x !== tag; }));
+          }
+        }, "×")
+      ]));
+    });
+  }
+
+  function renderReplyChannels() {
+    var select = $("reply-channel");
+    var channels = state.open.reply_channels || [];
+    var previous = select.value;
+    clear(select);
+    channels.forEach(function (ch) { select.appendChild(el("option", { value: ch }, channelName(ch))); });
+    var preferred = channels.indexOf(state.open.last_channel) >= 0 ? state.open.last_channel : channels[0];
+    if (previous && channels.indexOf(previous) >= 0 && select.dataset.conversationId === String(state.openId)) {
+      preferred = previous;
+    }
+    select.dataset.conversationId = String(state.openId);
+    if (preferred) select.value = preferred;
+    updateComposer();
+  }
+
+  function updateComposer() {
+    var note = state.mode === "note";
+    var composer = $("composer");
+    composer.dataset.mode = state.mode;
+    composer.querySelectorAll("[data-mode]").forEach(function (button) {
+      if (button.tagName === "BUTTON") button.setAttribute("aria-pressed", String(button.dataset.mode === state.mode));
+    });
+    $("reply-text").placeholder = t(note ? "conv.note_placeholder" : "conv.placeholder");
+    var noChannel = !note && state.open && !(state.open.reply_channels || []).length;
+    $("channel-pick").hidden = note || noChannel;
+    $("send").textContent = t(note ? "conv.add_note" : "conv.send");
+    $("send").disabled = Boolean(noChannel);
+    showComposerError(noChannel ? t("conv.no_channel") : "");
+  }
+
+  function showComposerError(message) {
+    var box = $("composer-error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  function scrollTimeline(force) {
+    var list = $("timeline");
+    var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 160;
+    if (force || nearBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function senderLabel(item) {
+    if (item.sender_type === "customer") return state.open ? state.open.customer.display_name : t("sender.customer");
+    if (item.sender_type === "agent") {
+      if (item.agent_id === ME) return t("conv.you");
+      return t("sender.agent");
+    }
+    return t("sender." + item.sender_type);
+  }
+
+  function systemText(item) {
+    var data = item.data || {};
+    var event = data.event || "";
+    var params = {};
+    Object.keys(data).forEach(function (k) { params[k] = data[k]; });
+    if (event === "channel_switched") {
+      params.from = channelName(data.from);
+      params.to = channelName(data.to);
+    }
+    if (event === "status_changed" && data.status) params.status = t("inbox.status." + data.status);
+    if (event && has("system." + event)) return t("system." + event, params);
+    return item.text || t("system.event");
+  }
+
+  function appendItem(item, live) {
+    if (!item || state.itemIds.has(item.id)) return;
+    state.itemIds.add(item.id);
+    var node = renderItem(item);
+    var list = $("timeline");
+    // Keep created_at order even if events arrive out of order.
+    var after = null;
+    var nodes = list.children;
+    for (var i = nodes.length - 1; i >= 0; i--) {
+      if ((nodes[i].dataset.createdAt || "") <= (item.created_at || "")) { after = nodes[i]; break; }
+    }
+    if (!after) list.insertBefore(node, list.firstChild);
+    else list.insertBefore(node, after.nextSibling);
+    applyAvatarHues(node);
+    if (live) scrollTimeline(item.sender_type === "agent" && item.agent_id === ME);
+  }
+
+  function replaceItem(item) {
+    var old = $("timeline").querySelector('[data-item-id="' + Number(item.id) + '"]');
+    if (!old) return;
+    old.replaceWith(renderItem(item));
+  }
+
+  function channelBadge(channel) {
+    return el("span", { class: "badge ch-" + channel, title: t("conv.via", { channel: channelName(channel) }) },
+      channelName(channel));
+  }
+
+  function renderItem(item) {
+    var base = { "data-item-id": item.id, "data-created-at": item.created_at || "" };
+    if (item.type === "system") {
+      base.class = "item system";
+      return el("li", base, el("p", { class: "system-note" }, [
+        channelBadge(item.channel), " ", systemText(item), " · ", timeEl(item.created_at)
+      ]));
+    }
+    var internal = item.internal || item.direction === "internal";
+    var side = internal ? "note" : item.direction === "out" ? "out" : "in";
+    var classes = ["item", "msg", side, "type-" + item.type, "from-" + item.sender_type];
+    var failed = item.delivery_status === "failed";
+    if (failed) classes.push("failed");
+    base.class = classes.join(" ");
+    var body = [];
+    if (item.type !== "message" && has("item." + item.type)) {
+      body.push(el("p", { class: "kind" }, t("item." + item.type)));
+    }
+    if (item.text) body.push(el("p", { class: "text" }, item.text));
+    var attachments = item.attachments || [];
+    if (attachments.length) body.push(renderAttachments(attachments));
+    var metaLine = el("p", { class: "meta" }, [
+      channelBadge(item.channel),
+      internal ? el("span", { class: "note-label" }, t("conv.note")) : null,
+      el("span", { class: "who" }, senderLabel(item)),
+      timeEl(item.created_at, true),
+      side === "out" ? deliveryEl(item) : null
+    ]);
+    var bubble = el("div", { class: "bubble" }, body);
+    var children = [metaLine, bubble];
+    if (failed) {
+      children.push(el("p", { class: "delivery-error", role: "note" },
+        t("conv.failed") + (item.error ? " — " + item.error : "")));
+    }
+    return el("li", base, children);
+  }
+
+  function deliveryEl(item) {
+    var status = item.delivery_status || "";
+    if (!status || status === "received") return null;
+    return el("span", { class: "delivery d-" + status, title: item.error || null },
+      has("delivery." + status) ? t("delivery." + status) : status);
+  }
+
+  function renderAttachments(attachments) {
+    return el("ul", { class: "attachments" }, attachments.map(function (a) {
+      var url = safeUrl(a && a.url);
+      var name = (a && a.name) || t("conv.attachment");
+      var type = (a && a.content_type) || "";
+      if (url && /^image\//.test(type)) {
+        return el("li", null, el("a", { href: url, target: "_blank", rel: "noopener noreferrer" },
+          el("img", { src: url, alt: name, loading: "lazy" })));
+      }
+      if (url && /^audio\//.test(type)) {
+        return el("li", null, el("audio", { src: url, controls: true, preload: "none" }));
+      }
+      return el("li", null, url
+        ? el("a", { href: url, rel: "noopener noreferrer", download: name }, name)
+        : el("span", null, name));
+    }));
+  }
+
+  function markRead() {
+    var id = state.openId;
+    if (!id || document.hidden) return;
+    clearTimeout(state.readTimer);
+    state.readTimer = setTimeout(function () {
+      if (state.openId === id) api("POST", "/api/conversations/" + id + "/read").catch(function () {});
+    }, 150);
+  }
+
+  // ---------------------------------------------------------------- customer panel
+
+  function loadCustomer(customerId, seq) {
+    return api("GET", "/api/customers/" + customerId).then(function (profile) {
+      if (seq !== state.openSeq) return;
+      renderCustomer(profile);
+    }).catch(function () {
+      if (seq !== state.openSeq || !state.open) return;
+      renderCustomer({ id: customerId, display_name: state.open.customer.display_name,
+        identities: state.open.customer.identities || [], conversations: [] });
+    });
+  }
+
+  function renderCustomer(profile) {
+    var panel = $("customer-panel");
+    panel.hidden = false;
+    var avatar = $("cust-avatar");
+    avatar.textContent = initials(profile.display_name);
+    avatar.dataset.hue = String(hue(profile.id));
+    applyAvatarHues(panel);
+    $("cust-name").textContent = profile.display_name;
+    var ids = $("cust-identities");
+    clear(ids);
+    (profile.identities || []).forEach(function (identity) {
+      ids.appendChild(el("li", null, [
+        el("span", { class: "badge kind-" + identity.kind }, has("kind." + identity.kind) ? t("kind." + identity.kind) : identity.kind),
+        el("span", { class: "identity-value" }, identity.value),
+        identity.verified ? el("span", { class: "verified", title: t("conv.verified"), "aria-label": t("conv.verified") }, "✓") : null
+      ]));
+    });
+    var tickets = $("cust-tickets");
+    clear(tickets);
+    (profile.conversations || []).forEach(function (c) {
+      var current = c.id === state.openId;
+      tickets.appendChild(el("li", null, el("button", {
+        type: "button", class: "ticket" + (current ? " current" : ""),
+        "aria-current": current ? "true" : null,
+        onclick: function () { if (!current) openConversation(c.id); }
+      }, [
+        el("span", { class: "row" }, [
+          el("span", { class: "ticket-id" }, "#" + c.id),
+          el("span", { class: "pill st-" + c.status }, t("inbox.status." + c.status)),
+          timeEl(c.last_activity_at)
+        ]),
+        el("span", { class: "preview" }, (c.last_message && c.last_message.text) || "")
+      ])));
+    });
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  function patchConversation(changes) {
+    var id = state.openId;
+    if (!id) return Promise.resolve();
+    return api("PATCH", "/api/conversations/" + id, changes).then(function (summary) {
+      if (state.openId === id && state.open) {
+        Object.assign(state.open, summary, { customer: state.open.customer, assignee: assigneeFor(summary) });
+        renderHeader();
+      }
+      upsertSummary(summary);
+    }).catch(function (error) { toast(errorText(error)); });
+  }
+
+  function assigneeFor(summary) {
+    if (summary.assignee_id === ME) return { id: ME, name: t("conv.you") };
+    if (state.open && state.open.assignee && state.open.assignee.id === summary.assignee_id) return state.open.assignee;
+    return summary.assignee_id ? { id: summary.assignee_id, name: "#" + summary.assignee_id } : null;
+  }
+
+  function saveTags(tags) {
+    var seen = new Set();
+    tags = tags.map(function (x) { return x.trim(); }).filter(function (x) {
+      if (!x || seen.has(x.toLowerCase())) return false;
+      seen.add(x.toLowerCase());
+      return true;
+    });
+    return patchConversation({ tags: tags });
+  }
+
+  function onAction(event) {
+    var button = event.target.closest("[data-action]");
+    if (!button || !state.open) return;
+    var action = button.dataset.action;
+    button.disabled = true;
+    var changes = {
+      "assign-me": { assignee_id: ME },
+      "unassign": { assignee_id: null },
+      "pending": { status: "pending" },
+      "resolve": { status: "resolved" },
+      "reopen": { status: "open" }
+    }[action];
+    patchConversation(changes).then(function () { button.disabled = false; });
+  }
+
+  function sendReply(event) {
+    event.preventDefault();
+    if (!state.openId) return;
+    var box = $("reply-text");
+    var text = box.value.trim();
+    if (!text) { box.focus(); return; }
+    var note = state.mode === "note";
+    var body = { text: text, internal: note };
+    if (!note && $("reply-channel").value) body.channel = $("reply-channel").value;
+    var id = state.openId;
+    var button = $("send");
+    button.disabled = true;
+    showComposerError("");
+    stopTyping();
+    api("POST", "/api/conversations/" + id + "/messages", body).then(function (item) {
+      if (state.openId === id) {
+        if (box.value.trim() === text) box.value = "";
+        item.conversation_id = id;
+        appendItem(item, true);
+        scrollTimeline(true);
+      }
+    }).catch(function (error) {
+      showComposerError(errorText(error));
+    }).then(function () {
+      button.disabled = false;
+      updateComposer();
+      box.focus();
+    });
+  }
+
+  // ---------------------------------------------------------------- typing (agent → customer)
+
+  function onComposerInput() {
+    if (state.mode !== "reply" || !state.openId || !socket || !socket.connected) return;
+    var now = Date.now();
+    if (now - state.typingSentAt > 2500) {
+      state.typingSentAt = now;
+      socket.emit("typing", { conversation_id: state.openId, typing: true });
+    }
+    clearTimeout(state.typingStopTimer);
+    state.typingStopTimer = setTimeout(stopTyping, 3000);
+  }
+
+  function stopTyping() {
+    clearTimeout(state.typingStopTimer);
+    if (state.typingSentAt && state.openId && socket && socket.connected) {
+      socket.emit("typing", { conversation_id: state.openId, typing: false });
+    }
+    state.typingSentAt = 0;
+  }
+
+  // ---------------------------------------------------------------- realtime
+
+  var socket = null;
+
+  function setConn(stateName) {
+    var badge = $("conn");
+    if (!badge) return;
+    badge.dataset.state = stateName;
+    badge.textContent = t("conn." + stateName);
+  }
+
+  function connect() {
+    if (typeof window.io !== "function") {
+      setConn("offline");
+      return;
+    }
+    socket = window.io("/agent", {
+      auth: { token: SOCKET_TOKEN },
+      transports: ["websocket", "polling"]
+    });
+    socket.on("connect", function () {
+      setConn("online");
+      if (state.connectedOnce) refresh();   // we may have missed events: reload from the API
+      state.connectedOnce = true;
+    });
+    socket.on("disconnect", function () { setConn("offline"); });
+    socket.io.on("reconnect_attempt", function () { setConn("connecting"); });
+    socket.on("connect_error", function (error) {
+      setConn("offline");
+      if (error && error.data && error.data.code === "unauthorized") {
+        toast(t("conn.expired"));
+      }
+    });
+    socket.on("conversation.updated", function (summary) {
+      if (!summary || typeof summary.id !== "number") return;
+      upsertSummary(summary);
+      if (summary.id === state.openId && state.open) {
+        var keep = { customer: state.open.customer, reply_channels: state.open.reply_channels,
+          product: state.open.product };
+        Object.assign(state.open, summary, keep, { assignee: assigneeFor(summary) });
+        renderHeader();
+        if (summary.unread_count > 0) markRead();
+        // A channel we had not seen may have become reachable: refresh the picker.
+        if ((summary.channels || []).some(function (ch) { return (state.open.reply_channels || []).indexOf(ch) < 0; })) {
+          refreshReplyChannels(summary.id);
+        }
+      }
+    });
+    socket.on("message.created", function (item) {
+      if (!item || item.conversation_id !== state.openId) return;
+      appendItem(item, true);
+      if (item.sender_type === "customer") {
+        $("typing").hidden = true;
+        markRead();
+      }
+    });
+    socket.on("message.updated", function (item) {
+      if (!item || item.conversation_id !== state.openId || !state.itemIds.has(item.id)) return;
+      replaceItem(item);
+    });
+    socket.on("typing", function (data) {
+      if (!data || data.conversation_id !== state.openId || data.sender_type !== "customer") return;
+      var box = $("typing");
+      box.hidden = !data.typing;
+      clearTimeout(state.typingTimer);
+      if (data.typing) state.typingTimer = setTimeout(function () { box.hidden = true; }, 8000);
+    });
+  }
+
+  function refreshReplyChannels(id) {
+    api("GET", "/api/conversations/" + id).then(function (detail) {
+      if (state.openId !== id || !state.open) return;
+      state.open.reply_channels = detail.reply_channels;
+      state.open.customer = detail.customer;
+      renderReplyChannels();
+    }).catch(function () {});
+  }
+
+  function refresh() {
+    loadList();
+    if (state.openId) openConversation(state.openId, true);
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function readFiltersFromHash() {
+    var match = /^#c(\d+)$/.exec(window.location.hash);
+    return match ? Number(match[1]) : null;
+  }
+
+  var searchTimer = null;
+
+  function wire() {
+    $("f-status").addEventListener("click", function (event) {
+      var button = event.target.closest("button[data-status]");
+      if (!button) return;
+      state.filters.status = button.dataset.status;
+      $("f-status").querySelectorAll("button").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(b === button));
+      });
+      loadList();
+    });
+    $("f-assignee").addEventListener("change", function (event) {
+      state.filters.assignee = event.target.value;
+      loadList();
+    });
+    $("f-channel").addEventListener("change", function (event) {
+      state.filters.channel = event.target.value;
+      loadList();
+    });
+    $("f-q").addEventListener("input", function (event) {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(function () {
+        state.filters.q = event.target.value.trim();
+        loadList();
+      }, 250);
+    });
+    $("filters").addEventListener("submit", function (event) {
+      event.preventDefault();
+      clearTimeout(searchTimer);
+      state.filters.q = $("f-q").value.trim();
+      loadList();
+    });
+    $("load-more").addEventListener("click", loadMore);
+    $("back").addEventListener("click", closeConversation);
+    document.querySelector(".conv-actions").addEventListener("click", onAction);
+    $("tag-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = $("tag-input");
+      var tag = input.value.trim();
+      if (!tag || !state.open) return;
+      input.value = "";
+      saveTags((state.open.tags || []).concat([tag]));
+    });
+    $("composer").addEventListener("submit", sendReply);
+    $("composer").addEventListener("click", function (event) {
+      var button = event.target.closest("button[data-mode]");
+      if (!button) return;
+      state.mode = button.dataset.mode;
+      if (state.mode === "note") stopTyping();
+      updateComposer();
+      $("reply-text").focus();
+    });
+    $("reply-text").addEventListener("input", onComposerInput);
+    $("reply-text").addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        $("composer").requestSubmit();
+      }
+    });
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) markRead();
+    });
+    window.addEventListener("hashchange", function () {
+      var id = readFiltersFromHash();
+      if (id && id !== state.openId) openConversation(id, true);
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && state.openId && root.classList.contains("has-open") &&
+          window.matchMedia("(max-width: 760px)").matches) closeConversation();
+    });
+  }
+
+  // Avatars in the list get their hue after each render.
+  var listObserver = new MutationObserver(function () { applyAvatarHues($("conv-list")); });
+  listObserver.observe($("conv-list"), { childList: true });
+
+  wire();
+  updateComposer();
+  loadList();
+  var initial = readFiltersFromHash();
+  if (initial) openConversation(initial, true);
+  connect();
+})();

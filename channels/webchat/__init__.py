@@ -1,0 +1,180 @@
+"""Web chat: the customer's browser on Socket.IO namespace ``/webchat``.
+
+A signed visitor token names the visitor, so a reload or a new tab continues the same
+customer and ticket. Everything the customer sends goes through the hub's ingest; every
+reply comes back through the outbox and ``send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from typing import Any
+
+import socketio
+
+from channels.base import Capabilities, Inbound, Outbound, SendResult
+from hub import events
+from hub.ingest import IngestResult
+from hub.security import BadToken
+from hub.serialize import iso
+from hub.services import Services
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/webchat"
+VISITOR_TOKEN = "visitor"
+_CONTEXT_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_LOCALES = {"ja", "en"}
+
+
+def visitor_room(visitor_id: str) -> str:
+    return f"visitor:{visitor_id}"
+
+
+def clean_context(value: Any) -> str | None:
+    return value if isinstance(value, str) and _CONTEXT_VALUE.match(value) else None
+
+
+def problem(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class WebChat:
+    """The web chat channel adapter."""
+
+    name = "web"
+    capabilities = Capabilities(text_limit=10_000, quick_replies=True, identity_kind="web",
+                                media_types=("image/png", "image/jpeg", "image/gif",
+                                             "image/webp"))
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.namespace = WebChatNamespace(self)
+
+    def new_visitor_token(self) -> tuple[str, str]:
+        visitor_id = secrets.token_urlsafe(16)
+        return visitor_id, self.sign(visitor_id)
+
+    def sign(self, visitor_id: str) -> str:
+        days = self.services.settings.visitor_token_days
+        return self.services.signer.sign(VISITOR_TOKEN, {"v": visitor_id}, days * 86400)
+
+    def visitor_of(self, token: str) -> str:
+        visitor_id = self.services.signer.unsign(VISITOR_TOKEN, token).get("v")
+        if not isinstance(visitor_id, str):
+            raise BadToken("token names no visitor")
+        return visitor_id
+
+    async def receive(self, inbound: Inbound) -> IngestResult:
+        result = await self.services.ingestor.ingest(inbound)
+        await self.namespace.after_ingest(inbound.identity_value, result)
+        return result
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        payload = {
+            "id": outbound.item_id, "conversation_id": outbound.conversation_id,
+            "sender_type": outbound.sender_type, "text": outbound.text,
+            "attachments": list(outbound.attachments), "created_at": iso(outbound.created_at),
+            "quick_replies": outbound.data.get("quick_replies", []),
+        }
+        await self.services.sio.emit("message", payload, room=visitor_room(outbound.recipient),
+                                     namespace=NAMESPACE)
+        return SendResult(ok=True)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Agents typing reach the customer's open chat windows."""
+        if event.name != events.TYPING or event.payload.get("sender_type") != "agent":
+            return
+        visitors = await self.services.tickets.identities_of_conversation(
+            event.conversation_id or 0, "web")
+        for visitor_id in visitors:
+            await self.services.sio.emit(
+                "typing", {"sender_type": "agent", "typing": event.payload["typing"]},
+                room=visitor_room(visitor_id), namespace=NAMESPACE)
+
+
+class WebChatNamespace(socketio.AsyncNamespace):
+    def __init__(self, channel: WebChat) -> None:
+        super().__init__(NAMESPACE)
+        self.channel = channel
+
+    async def on_connect(self, sid: str, environ: dict[str, Any],
+                         auth: dict[str, Any] | None = None) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        token = auth.get("visitor_token")
+        if token:
+            try:
+                visitor_id = self.channel.visitor_of(token)
+            except BadToken as exc:
+                raise socketio.exceptions.ConnectionRefusedError(
+                    {"code": "invalid_visitor_token", "message": str(exc)}) from exc
+        else:
+            visitor_id, token = self.channel.new_visitor_token()
+        locale = auth.get("locale") if auth.get("locale") in _LOCALES else None
+        await self.save_session(sid, {
+            "visitor_id": visitor_id, "visitor_token": token, "locale": locale,
+            "product": clean_context(auth.get("product")),
+            "store": clean_context(auth.get("store"))})
+        await self.enter_room(sid, visitor_room(visitor_id))
+        asyncio.get_running_loop().create_task(self._greet(sid, visitor_id, token))
+
+    async def _greet(self, sid: str, visitor_id: str, token: str) -> None:
+        """Runs after the CONNECT packet is out, so these events follow it."""
+        for _ in range(1000):
+            if self.server.manager.is_connected(sid, NAMESPACE):
+                break
+            await asyncio.sleep(0)
+        conversation_id, items = await self.channel.services.tickets.customer_view(
+            "web", visitor_id)
+        await self.emit("session", {"visitor_token": token, "conversation_id": conversation_id},
+                        to=sid)
+        await self.emit("history", {"conversation_id": conversation_id, "items": items}, to=sid)
+
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        error = self._check_message(data)
+        if error:
+            await self.emit("error", error["error"], to=sid)
+            return error
+        session = await self.get_session(sid)
+        client_id = clean_context(data.get("client_id"))
+        inbound = Inbound(
+            channel="web", identity_kind="web", identity_value=session["visitor_id"],
+            text=data["text"].strip(), locale=session["locale"],
+            external_id=f"{session['visitor_id']}:{client_id}" if client_id else None,
+            product_sku=session["product"], store_id=session["store"])
+        result = await self.channel.receive(inbound)
+        return {"ok": True, "id": result.item.id, "conversation_id": result.conversation.id,
+                "created_at": iso(result.item.created_at), "duplicate": not result.created}
+
+    def _check_message(self, data: Any) -> dict[str, Any] | None:
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            return problem("bad_payload", 'expected {"text": string}')
+        text = data["text"].strip()
+        if not text:
+            return problem("empty_text", "text must not be empty")
+        limit = self.channel.services.settings.max_text_chars
+        if len(text) > limit:
+            return problem("too_long", f"text is longer than {limit} characters")
+        return None
+
+    async def after_ingest(self, visitor_id: str, result: IngestResult) -> None:
+        """Tell every tab of this visitor when a new ticket opens."""
+        room = visitor_room(visitor_id)
+        if result.opened:
+            await self.emit("session", {"visitor_token": self.channel.sign(visitor_id),
+                                        "conversation_id": result.conversation.id}, room=room)
+
+    async def on_typing(self, sid: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        session = await self.get_session(sid)
+        conversation_id, _ = await self.channel.services.tickets.customer_view(
+            "web", session["visitor_id"], limit=0)
+        if conversation_id is None:
+            return
+        await self.channel.services.bus.publish(events.Event(
+            events.TYPING, {"conversation_id": conversation_id, "sender_type": "customer",
+                            "typing": bool(data.get("typing", True))}, conversation_id))

@@ -1,0 +1,77 @@
+"""The inbox and one ticket: list, read, reply, note, assign, tag, resolve."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from hub.api.deps import ServicesDep
+from hub.models import Agent, Channel
+from hub.serialize import item_json
+from hub.tickets import InboxFilter, TicketError
+
+CHANNELS = {c.value for c in Channel}
+
+
+class ReplyBody(msgspec.Struct):
+    text: str
+    channel: str | None = None
+    internal: bool = False
+
+
+class ConversationPatch(msgspec.Struct):
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    assignee_id: int | msgspec.UnsetType | None = msgspec.UNSET
+    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ConversationController(Controller):
+    path = "/conversations"
+    tags: ClassVar[list[str]] = ["conversations"]
+
+    @get("/")
+    async def list_conversations(
+        self, request: Request[Agent, str, Any], services: ServicesDep,
+        status: FromQuery[str | None] = None, channel: FromQuery[str | None] = None,
+        assignee: FromQuery[str | None] = None, customer_id: FromQuery[int | None] = None,
+        q: FromQuery[str | None] = None, limit: FromQuery[int] = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        if channel is not None and channel not in CHANNELS:
+            raise TicketError("bad_channel", f"unknown channel {channel!r}", 400)
+        query = InboxFilter(status=status, channel=channel, assignee=assignee,
+                            customer_id=customer_id, q=q, limit=limit, cursor=cursor)
+        return await services.tickets.inbox(query, request.user.id)
+
+    @get("/{conversation_id:int}")
+    async def get_conversation(self, conversation_id: FromPath[int],
+                               services: ServicesDep) -> dict[str, Any]:
+        return await services.tickets.detail(conversation_id)
+
+    @post("/{conversation_id:int}/messages", status_code=201)
+    async def reply(self, conversation_id: FromPath[int], data: JSONBody[ReplyBody],
+                    request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
+        limit = services.settings.max_text_chars
+        if len(data.text) > limit:
+            raise TicketError("too_long", f"text is longer than {limit} characters", 400)
+        if data.channel is not None and data.channel not in CHANNELS:
+            raise TicketError("bad_channel", f"unknown channel {data.channel!r}", 400)
+        item = await services.tickets.reply(conversation_id, data.text,
+                                            agent_id=request.user.id, channel=data.channel,
+                                            internal=data.internal)
+        return item_json(item)
+
+    @patch("/{conversation_id:int}")
+    async def update(self, conversation_id: FromPath[int], data: JSONBody[ConversationPatch],
+                     request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
+        changes = {field: getattr(data, field) for field in data.__struct_fields__
+                   if getattr(data, field) is not msgspec.UNSET}
+        return await services.tickets.update(conversation_id, agent_id=request.user.id,
+                                             changes=changes)
+
+    @post("/{conversation_id:int}/read", status_code=204)
+    async def mark_read(self, conversation_id: FromPath[int], services: ServicesDep) -> None:
+        await services.tickets.mark_read(conversation_id)

@@ -1,0 +1,65 @@
+"""Every error leaves as JSON ``{"error": {"code", "message"}}`` with a fitting status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from hub.files import FileRejected
+from hub.identity import InvalidIdentity, MergeError
+from hub.tickets import TicketError
+
+log = logging.getLogger(__name__)
+
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+         405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_type",
+         422: "unprocessable", 429: "rate_limited"}
+
+
+def error_response(status: int, code: str, message: str,
+                   extra: dict[str, Any] | None = None) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if extra:
+        body.update(extra)
+    return Response({"error": body}, status_code=status)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    extra = None
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra = {"details": exc.extra}
+    message = exc.detail if isinstance(exc.detail, str) else CODES.get(status, "error")
+    return error_response(status, CODES.get(status, "error"), message, extra)
+
+
+def ticket_error(_: Request[Any, Any, Any], exc: TicketError) -> Response[dict[str, Any]]:
+    return error_response(exc.status, exc.code, str(exc))
+
+
+def lookup_error(_: Request[Any, Any, Any], exc: LookupError) -> Response[dict[str, Any]]:
+    return error_response(404, "not_found", str(exc).strip("'\""))
+
+
+def value_error(_: Request[Any, Any, Any], exc: ValueError) -> Response[dict[str, Any]]:
+    code = getattr(exc, "code", "invalid")
+    return error_response(400, code, str(exc))
+
+
+def server_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "something went wrong on our side")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    HTTPException: http_error,
+    TicketError: ticket_error,
+    MergeError: value_error,
+    InvalidIdentity: value_error,
+    FileRejected: value_error,
+    LookupError: lookup_error,
+    500: server_error,
+}

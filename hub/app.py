@@ -1,0 +1,149 @@
+"""The app factory: builds the hub's parts, wires the configured channel adapters in, and
+returns one ASGI app serving HTTP, webhooks and Socket.IO."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import socketio
+from jinja2 import Environment, FileSystemLoader
+from litestar import Litestar, Response, get
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.di import Provide
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from agent_ui import i18n
+from agent_ui.routes import agent_pages
+from channels.webchat import WebChat
+from channels.webchat.routes import STATIC as WEBCHAT_STATIC
+from channels.webchat.routes import chat_page, upload_image, widget_script
+from hub import db, realtime
+from hub.api import api_router
+from hub.api.deps import ServicesDep, provide_services
+from hub.api.errors import EXCEPTION_HANDLERS
+from hub.events import EventBus
+from hub.files import FileStore
+from hub.ingest import Ingestor
+from hub.outbox import Dispatcher
+from hub.security import Signer
+from hub.services import Services
+from hub.settings import Settings, load_settings
+from hub.tickets import Tickets
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = [ROOT / "agent_ui" / "templates", ROOT / "channels" / "webchat" / "templates"]
+STATIC_DIRS = [ROOT / "agent_ui" / "static", WEBCHAT_STATIC]
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/files/{key:str}/{name:str}", include_in_schema=False)
+async def serve_file(key: FromPath[str], name: FromPath[str], services: ServicesDep) -> File:
+    path = services.files.path_for(key, name)
+    if path is None:
+        raise NotFoundException("no such file")
+    return File(path, content_disposition_type="attachment",
+                headers={"X-Content-Type-Options": "nosniff",
+                         "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+def build_services(settings: Settings) -> Services:
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    bus = EventBus()
+    adapters: dict[str, Any] = {}
+    dispatcher = Dispatcher(sessions, adapters, bus)
+    services = Services(
+        settings=settings, engine=engine, sessions=sessions, bus=bus,
+        signer=Signer(settings.secret_key or ""),
+        sio=realtime.create_server(settings.redis_url),
+        ingestor=Ingestor(sessions, bus, timedelta(hours=settings.reopen_window_hours)),
+        dispatcher=dispatcher,
+        tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
+        files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
+        adapters=adapters)
+    _wire_channels(services)
+    services.sio.register_namespace(
+        realtime.AgentNamespace(sessions, services.signer, bus))
+    bus.subscribe(realtime.agent_forwarder(services.sio))
+    return services
+
+
+def _wire_channels(services: ServicesDep) -> None:
+    """The only place that knows which adapters exist."""
+    webchat = WebChat(services)
+    services.adapters[webchat.name] = webchat
+    services.sio.register_namespace(webchat.namespace)
+    services.bus.subscribe(webchat.on_event)
+
+
+def _templates() -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(loader=FileSystemLoader([str(d) for d in TEMPLATE_DIRS]),
+                              autoescape=True)
+    environment.globals["t"] = i18n.translate
+    environment.globals["messages_json"] = i18n.messages_json
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
+
+
+def _lifespan(services: ServicesDep) -> Any:
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await db.migrate_async(services.settings.database_url)
+        services.dispatcher.start()
+        try:
+            yield
+        finally:
+            await services.dispatcher.stop()
+            await services.ingestor.stop()
+            await services.engine.dispose()
+
+    return lifespan
+
+
+def _security_headers(response: Response[Any]) -> Response[Any]:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def create_litestar(services: ServicesDep) -> Litestar:
+    app = Litestar(
+        route_handlers=[
+            healthz, serve_file, api_router(), *agent_pages(),
+            chat_page, widget_script, upload_image,
+            create_static_files_router(path="/static", directories=STATIC_DIRS,
+                                       include_in_schema=False),
+        ],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        template_config=_templates(),
+        openapi_config=OpenAPIConfig(title="omohub", version="0.1.0", path="/schema"),
+        lifespan=[_lifespan(services)],
+        after_request=_security_headers,
+        response_cache_config=ResponseCacheConfig(),
+        debug=False,
+    )
+    app.state.services = services
+    return app
+
+
+def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+    services = build_services(settings or load_settings())
+    asgi = socketio.ASGIApp(services.sio, other_asgi_app=create_litestar(services),
+                            socketio_path="socket.io")
+    asgi.services = services  # type: ignore[attr-defined]
+    return asgi

@@ -1,0 +1,86 @@
+"""The ``omohub`` command: serve, demo, create-agent (more verbs join as issues land)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from hub import db
+from hub.settings import Settings, load_settings
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from hub.app import create_app
+
+    db.migrate(settings.database_url)
+    app = create_app(settings)
+    print(f"omohub listening on http://{host}:{port}  (public URL {settings.public_url})",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
+                proxy_headers=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _serve(load_settings(), args.host, args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import seed
+
+    settings = load_settings()
+    db.migrate(settings.database_url)
+    created = asyncio.run(seed(settings))
+    print("demo data " + ("seeded" if created else "already present"))
+    print(f"open http://{args.host}:{args.port}/  and sign in as agent@example.com / demo-agent"
+          f"  (supervisor: lead@example.com / demo-lead)")
+    print(f"customer chat: http://{args.host}:{args.port}/chat", flush=True)
+    _serve(settings, args.host, args.port)
+    return 0
+
+
+def cmd_create_agent(args: argparse.Namespace) -> int:
+    from hub.demo import create_agent
+
+    settings = load_settings()
+    db.migrate(settings.database_url)
+    try:
+        agent_id = asyncio.run(create_agent(settings, args.email, args.password,
+                                            args.name or "", args.role))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"agent {args.email} created (id {agent_id}, role {args.role})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omohub", description="omnichannel contact-center hub")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for name, handler in (("serve", cmd_serve), ("demo", cmd_demo)):
+        verb = verbs.add_parser(name, help=f"{name} the hub")
+        verb.add_argument("--host", default="127.0.0.1")
+        verb.add_argument("--port", type=int, default=8000)
+        verb.set_defaults(handler=handler)
+    agent = verbs.add_parser("create-agent", help="add an agent who can sign in")
+    agent.add_argument("--email", required=True)
+    agent.add_argument("--password", required=True)
+    agent.add_argument("--name")
+    agent.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    agent.set_defaults(handler=cmd_create_agent)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""What every HTML page shares: security headers, locale choice and template rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+
+CSP_APP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+           "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+           "form-action 'self'; frame-ancestors 'none'")
+CSP_EMBEDDABLE = CSP_APP.replace("frame-ancestors 'none'", "frame-ancestors *").replace(
+    "img-src 'self' data: blob:", "img-src 'self' data: blob: https:")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+LOCALES = ("ja", "en")
+
+
+def pick_locale(request: Request[Any, Any, Any], default: str = "ja") -> str:
+    """?lang= wins, then the browser's Accept-Language (by q-value), then the default."""
+    asked = request.query_params.get("lang")
+    if asked in LOCALES:
+        return asked
+    header = request.headers.get("accept-language", "")
+    ranked: list[tuple[float, str]] = []
+    for part in header.split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((quality, tag.strip().lower()[:2]))
+    for _, language in sorted(ranked, key=lambda pair: -pair[0]):
+        if language in LOCALES:
+            return language
+    return default
+
+
+def secure_headers(response: Response[Any], embeddable: bool = False) -> Response[Any]:
+    response.headers["Content-Security-Policy"] = CSP_EMBEDDABLE if embeddable else CSP_APP
+    if not embeddable:
+        response.headers["X-Frame-Options"] = "DENY"
+    response.headers.update(SECURITY_HEADERS)
+    return response

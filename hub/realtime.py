@@ -1,0 +1,72 @@
+"""Socket.IO for agents: every committed change reaches the inbox of every agent who may
+see it. Through Redis when OMOHUB_REDIS_URL is set, so several hub processes serve one site."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from hub import events
+from hub.auth import agent_from_token
+from hub.security import Signer
+
+log = logging.getLogger(__name__)
+
+AGENT_NAMESPACE = "/agent"
+AGENTS_ROOM = "agents"
+
+
+def create_server(redis_url: str | None) -> socketio.AsyncServer:
+    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    return socketio.AsyncServer(
+        async_mode="asgi", client_manager=manager, cors_allowed_origins="*",
+        max_http_buffer_size=64 * 1024, logger=False, engineio_logger=False)
+
+
+class AgentNamespace(socketio.AsyncNamespace):
+    def __init__(self, sessions: Any, signer: Signer, bus: events.EventBus) -> None:
+        super().__init__(AGENT_NAMESPACE)
+        self._sessions = sessions
+        self._signer = signer
+        self._bus = bus
+
+    async def on_connect(self, sid: str, environ: dict[str, Any],
+                         auth: dict[str, Any] | None = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str):
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "auth.token is required"})
+        async with self._sessions() as session:
+            agent = await agent_from_token(session, self._signer, token)
+        if agent is None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "invalid or expired token"})
+        await self.save_session(sid, {"agent_id": agent.id, "name": agent.name})
+        await self.enter_room(sid, AGENTS_ROOM)
+
+    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
+            return {"ok": False, "error": {"code": "bad_payload",
+                                           "message": "conversation_id is required"}}
+        session = await self.get_session(sid)
+        await self._bus.publish(events.Event(
+            events.TYPING, {"conversation_id": data["conversation_id"],
+                            "typing": bool(data.get("typing", True)), "sender_type": "agent"},
+            data["conversation_id"], meta={"agent_id": session["agent_id"]}))
+        return {"ok": True}
+
+
+def agent_forwarder(sio: socketio.AsyncServer) -> events.Handler:
+    """Turn bus events into `/agent` socket events."""
+
+    async def forward(event: events.Event) -> None:
+        if event.name == events.TYPING and event.payload.get("sender_type") == "agent":
+            return
+        payload = event.payload
+        if event.name in {events.MESSAGE_CREATED, events.MESSAGE_UPDATED}:
+            payload = {**payload, "conversation_id": event.conversation_id}
+        await sio.emit(event.name, payload, room=AGENTS_ROOM, namespace=AGENT_NAMESPACE)
+
+    return forward

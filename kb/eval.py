@@ -1,0 +1,145 @@
+"""``omohub kb eval FILE``: measure answer/hand-off quality on a CLINC150-layout data set.
+
+FILE is a JSON object with ``train``, ``val``, ``test``, ``oos_val``, ``oos_test``
+(lists of ``[query, label]``; label ``oos`` = out of scope) and optionally
+``articles``: ``{label: {"title", "answer"}}``. The knowledge base is built from
+``train`` (+ article titles and answers), the confidence curve and threshold are
+tuned on ``val`` + ``oos_val`` only, and the report is on ``test`` + ``oos_test``.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kb.articles import Article
+from kb.embedding import Embedder, load_default_embedder
+from kb.index import KnowledgeBase
+from kb.tuning import OOS, tune
+
+Row = tuple[str, str | None]
+Printer = Callable[[str], Any]
+
+
+def _rows(data: dict[str, Any], *splits: str) -> list[Row]:
+    rows: list[Row] = []
+    for split in splits:
+        for item in data.get(split) or []:
+            query, label = str(item[0]), str(item[1])
+            rows.append((query, None if label == OOS else label))
+    return rows
+
+
+def build_articles(data: dict[str, Any]) -> list[Article]:
+    """One article per in-scope train label; its train queries become example questions."""
+    questions: dict[str, list[str]] = defaultdict(list)
+    for query, label in _rows(data, "train"):
+        if label is not None:
+            questions[label].append(query)
+    meta = data.get("articles") or {}
+    articles = []
+    for label in sorted(set(questions) | set(meta)):
+        info = meta.get(label) or {}
+        articles.append(
+            Article(
+                id=label,
+                title=str(info.get("title") or ""),
+                body=str(info.get("answer") or ""),
+                locale="",
+                questions=tuple(questions.get(label, ())),
+            )
+        )
+    return articles
+
+
+def _progress(stage: str) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        if done == total or done % 500 == 0:
+            print(f"[kb eval] {stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3) if values else 0.0
+
+
+def _measure(kb: KnowledgeBase, rows: Sequence[Row]) -> tuple[list[str | None], list[float]]:
+    predictions: list[str | None] = []
+    timings: list[float] = []
+    report = _progress("test")
+    for index, (query, _gold) in enumerate(rows):
+        started = time.perf_counter()
+        decision = kb.decide(query)
+        timings.append((time.perf_counter() - started) * 1000.0)
+        predictions.append(decision.answer.article_id if decision.answer else None)
+        report(index + 1, len(rows))
+    return predictions, timings
+
+
+def _print_confusions(rows: Sequence[Row], predictions: Sequence[str | None], out: Printer) -> None:
+    confusions = Counter(
+        (gold or OOS, predicted or OOS)
+        for (_q, gold), predicted in zip(rows, predictions, strict=True)
+        if gold != predicted
+    )
+    out(f"confusions (gold -> predicted), {sum(confusions.values())} errors:")
+    for (gold, predicted), count in confusions.most_common(40):
+        out(f"  {count:4d}  {gold} -> {predicted}")
+
+
+def run_eval(
+    path: str, verbose: bool = False, out: Printer = print, embedder: Embedder | str | None = "auto"
+) -> dict[str, Any]:
+    """Build, tune on val, report on test; the last line printed is the JSON summary."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    chosen = load_default_embedder() if embedder == "auto" else embedder
+    print(f"[kb eval] building index ({'embeddings' if chosen else 'lexical only'})",
+          file=sys.stderr, flush=True)
+    kb = KnowledgeBase(build_articles(data), chosen)  # type: ignore[arg-type]
+    tune(kb, _rows(data, "val", "oos_val"), progress=_progress("val"))
+    in_scope, out_of_scope = _rows(data, "test"), _rows(data, "oos_test")
+    predictions, timings = _measure(kb, in_scope + out_of_scope)
+    in_pred, oos_pred = predictions[: len(in_scope)], predictions[len(in_scope) :]
+    accuracy = (
+        sum(p == g for (_q, g), p in zip(in_scope, in_pred, strict=True)) / len(in_scope)
+        if in_scope
+        else None
+    )
+    recall = sum(p is None for p in oos_pred) / len(out_of_scope) if out_of_scope else None
+    if verbose:
+        out(f"threshold={kb.threshold:.4f} calibration={kb.calibration} weights={kb.weights}")
+        _print_confusions(in_scope + out_of_scope, predictions, out)
+    result = {
+        "in_scope_accuracy": None if accuracy is None else round(accuracy, 4),
+        "oos_recall": None if recall is None else round(recall, 4),
+        "p50_ms": _percentile(timings, 50),
+        "p99_ms": _percentile(timings, 99),
+        "n_test": len(in_scope),
+        "n_oos_test": len(out_of_scope),
+    }
+    out(json.dumps(result))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args
+    paths = [a for a in args if not a.startswith("--")]
+    if len(paths) != 1:
+        print("usage: python -m kb.eval FILE [--verbose]", file=sys.stderr)
+        return 2
+    run_eval(paths[0], verbose=verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

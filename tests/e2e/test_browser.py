@@ -1,0 +1,249 @@
+"""The product slice in a real browser: a customer chats, the agent sees it live, replies,
+and the customer sees the reply — Debian's Chromium driven by Playwright against a real
+hub (`omohub demo`) started in a subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "inbox.png"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+
+if not CHROMIUM.exists():
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{CHROMIUM} is missing and OMOHUB_REQUIRE_SERVICES=1 "
+                    "(scripts/setup.sh --test installs Debian's chromium)", pytrace=False)
+    pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} "
+                "(apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+expect.set_options(timeout=10_000)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _omohub_command() -> list[str]:
+    script = Path(sys.executable).with_name("omohub")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("omohub")
+    return [found] if found else [sys.executable, "-m", "hub.cli"]
+
+
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`omohub demo` on a free loopback port, with its own database and data dir."""
+    data_dir = tmp_path_factory.mktemp("hub")
+    port = _free_port()
+    env = {**os.environ,
+           "OMOHUB_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'omohub.db'}",
+           "OMOHUB_DATA_DIR": str(data_dir)}
+    env.pop("OMOHUB_REDIS_URL", None)
+    log_path = data_dir / "hub.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*_omohub_command(), "demo", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"omohub demo exited with {process.returncode}:\n"
+                            f"{log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("omohub demo did not answer /healthz within 30 s:\n"
+                            f"{log_path.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def agent(browser: Browser, hub_url: str) -> Iterator[Page]:
+    """A signed-in agent with the inbox open (English UI) and the live socket connected."""
+    context = browser.new_context(viewport={"width": 1280, "height": 760}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{hub_url}/login")
+    page.fill("input[name=email]", "agent@example.com")
+    page.fill("input[name=password]", "demo-agent")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{hub_url}/")
+    page.goto(f"{hub_url}/?lang=en")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "online")
+    expect(page.locator(".conv-item").first).to_be_visible()
+    yield page
+    context.close()
+
+
+def _customer(browser: Browser, hub_url: str, query: str = "?lang=en") -> Page:
+    context = browser.new_context(viewport={"width": 390, "height": 760}, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{hub_url}/chat{query}")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    return page
+
+
+def _send(page: Page, text: str) -> None:
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    # acknowledged by the hub: the bubble leaves its "sending" state
+    expect(page.locator(".msg.out:not(.pending)", has_text=text)).to_have_count(1)
+
+
+def _mark_no_reload(page: Page) -> None:
+    page.evaluate("window.__e2eSamePage = true")
+
+
+def _assert_no_reload(page: Page) -> None:
+    assert page.evaluate("window.__e2eSamePage === true"), "the inbox page was reloaded"
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_product_card_is_server_rendered(hub_url: str) -> None:
+    ja = httpx.get(f"{hub_url}/chat", params={"product": "OMO-TEA-001", "store": "shibuya"},
+                   headers={"Accept-Language": "ja"})
+    assert ja.status_code == 200
+    assert "静岡煎茶 100g" in ja.text and "omo 渋谷店" in ja.text and "¥1,280" in ja.text
+    en = httpx.get(f"{hub_url}/chat?product=OMO-TEA-001&store=shibuya&lang=en")
+    assert "Shizuoka sencha 100 g" in en.text
+    assert "script-src 'self'" in en.headers["content-security-policy"]
+
+
+def test_chat_reaches_inbox_live_and_reply_reaches_customer(
+        browser: Browser, agent: Page, hub_url: str) -> None:
+    customer = _customer(browser, hub_url, "?product=OMO-TEA-001&store=shibuya&lang=en")
+    _mark_no_reload(agent)
+    question = f"Is the sencha in stock at Shibuya? ({uuid.uuid4().hex[:6]})"
+    _send(customer, question)
+
+    # it appears at the top of the inbox, unread, without a reload
+    row = agent.locator(".conv-item", has_text=question)
+    expect(row).to_be_visible()
+    expect(agent.locator(".conv-item").first).to_contain_text(question)
+    expect(row.locator(".unread")).to_have_text("1")
+    _assert_no_reload(agent)
+
+    # the agent opens it (marks it read) and replies on the web channel
+    row.click()
+    expect(agent.locator("#timeline .msg.in", has_text=question)).to_be_visible()
+    expect(row.locator(".unread")).to_have_count(0)
+    expect(agent.locator("#reply-channel")).to_have_value("web")
+    answer = "Yes — 12 packs are on the shelf today."
+    agent.fill("#reply-text", answer)
+    agent.press("#reply-text", "Enter")
+    expect(agent.locator("#timeline .msg.out", has_text=answer)).to_be_visible()
+
+    # the customer sees the reply live
+    expect(customer.locator(".msg.in", has_text=answer)).to_be_visible()
+
+    # an internal note stays with the agents
+    agent.click("#composer button[data-mode=note]")
+    agent.fill("#reply-text", "Checked stock with the Shibuya store by phone.")
+    agent.click("#send")
+    expect(agent.locator("#timeline .msg.note")).to_contain_text("Checked stock")
+    agent.fill("#tag-input", "stock")
+    agent.press("#tag-input", "Enter")
+    expect(agent.locator("#tag-list .tag")).to_have_text(["stock×"])
+    agent.click("#composer button[data-mode=reply]")
+    _assert_no_reload(agent)
+
+    # a reload of the customer page continues the same conversation (history)
+    customer.reload()
+    expect(customer.locator("#status")).to_have_attribute("data-state", "online")
+    expect(customer.locator(".msg.out", has_text=question)).to_have_count(1)
+    expect(customer.locator(".msg.in", has_text=answer)).to_have_count(1)
+    expect(customer.locator("#messages")).not_to_contain_text("Checked stock")
+    assert customer.evaluate("localStorage.getItem('omohub.visitor_token')")
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    agent.mouse.move(0, 0)
+    agent.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size < 300_000
+    customer.context.close()
+
+
+def test_customer_markup_is_shown_as_text_and_runs_nothing(
+        browser: Browser, agent: Page, hub_url: str) -> None:
+    customer = _customer(browser, hub_url)
+    dialogs: list[str] = []
+    for page in (agent, customer):
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    _send(customer, XSS)
+
+    row = agent.locator(".conv-item", has_text=XSS)
+    expect(row.locator(".preview")).to_have_text(XSS)
+    row.click()
+    expect(agent.locator("#timeline .msg.in .text").last).to_have_text(XSS)
+    expect(customer.locator(".msg.out .text").last).to_have_text(XSS)
+
+    # the agent answers with the same string: the customer's page must not run it either
+    agent.fill("#reply-text", XSS)
+    agent.press("#reply-text", "Enter")
+    expect(customer.locator(".msg.in .text").last).to_have_text(XSS)
+
+    for page in (agent, customer):
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("#timeline script, #messages script, #conv-list script").count() == 0
+    assert dialogs == []
+    customer.context.close()
+
+
+def test_forged_visitor_token_starts_fresh(browser: Browser, hub_url: str) -> None:
+    context = browser.new_context(locale="en-US")
+    context.add_init_script(
+        "if (!sessionStorage.getItem('seeded')) {"
+        " sessionStorage.setItem('seeded', '1');"
+        " localStorage.setItem('omohub.visitor_token', 'forged.token.value'); }")
+    page = context.new_page()
+    page.goto(f"{hub_url}/chat?lang=en")
+    expect(page.locator("#status")).to_have_attribute("data-state", "online")
+    page.wait_for_function("(t => t && t !== 'forged.token.value')"
+                           "(localStorage.getItem('omohub.visitor_token'))")
+    _send(page, "hello after a forged token")
+    context.close()

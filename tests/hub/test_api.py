@@ -1,0 +1,210 @@
+"""The JSON API through a real HTTP server: auth on every route, tickets, errors."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from channels.base import Inbound
+from hub.auth import SESSION_COOKIE, csrf_token
+from tests.conftest import RunningHub
+
+
+def _api_routes(hub: RunningHub) -> list[tuple[str, str]]:
+    from hub.app import create_litestar
+
+    app = create_litestar(hub.services)
+    routes = []
+    for route in app.routes:
+        if not route.path.startswith("/api"):
+            continue
+        for method in getattr(route, "http_handler_names", None) or route.methods:
+            if method in {"OPTIONS", "HEAD"}:
+                continue
+            path = re.sub(r"\{[^}]+\}", "1", route.path)
+            routes.append((method, path))
+    return routes
+
+
+async def test_every_api_route_but_login_refuses_an_anonymous_call(hub: RunningHub) -> None:
+    routes = _api_routes(hub)
+    assert len(routes) >= 8
+    for method, path in routes:
+        response = await hub.http.request(method, path, json={})
+        if path == "/api/auth/login":
+            assert response.status_code != 401 or "password" in response.text
+            continue
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_forged_token_is_refused(hub: RunningHub) -> None:
+    token = await hub.login()
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    response = await hub.api("GET", "/api/conversations", forged)
+    assert response.status_code == 401
+
+
+async def test_wrong_password_gets_a_json_401(hub: RunningHub) -> None:
+    response = await hub.http.post("/api/auth/login",
+                                   json={"email": "agent@example.com", "password": "nope"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_inbox_lists_newest_activity_first(hub: RunningHub) -> None:
+    token = await hub.login()
+    for visitor in ("a", "b", "c"):
+        await hub.services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
+                                                   identity_value=visitor, text=f"hi {visitor}"))
+    await hub.services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
+                                               identity_value="a", text="again"))
+    body = (await hub.api("GET", "/api/conversations", token)).json()
+    assert [c["last_message"]["text"] for c in body["items"]] == ["again", "hi c", "hi b"]
+    assert body["items"][0]["unread_count"] == 2
+    times = [c["last_activity_at"] for c in body["items"]]
+    assert times == sorted(times, reverse=True)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in times)
+
+
+async def test_inbox_pages_with_a_cursor(hub: RunningHub) -> None:
+    token = await hub.login()
+    for n in range(5):
+        await hub.services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
+                                                   identity_value=f"v{n}", text=str(n)))
+    first = (await hub.api("GET", "/api/conversations?limit=2", token)).json()
+    second = (await hub.api("GET", f"/api/conversations?limit=2&cursor={first['next_cursor']}",
+                            token)).json()
+    third = (await hub.api("GET", f"/api/conversations?limit=2&cursor={second['next_cursor']}",
+                           token)).json()
+    ids = [c["id"] for page in (first, second, third) for c in page["items"]]
+    assert len(ids) == len(set(ids)) == 5
+    assert third["next_cursor"] is None
+
+
+async def test_inbox_filters(hub: RunningHub) -> None:
+    token = await hub.login()
+    web = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="w", text="web question",
+        display_name="Yamada"))
+    await hub.services.ingestor.ingest(Inbound(channel="email", identity_kind="email",
+                                               identity_value="x@example.com", text="mail"))
+    me = (await hub.api("GET", "/api/auth/me", token)).json()["agent"]
+    await hub.api("PATCH", f"/api/conversations/{web.conversation.id}", token,
+                  json={"assignee_id": me["id"]})
+
+    async def ids(query: str) -> list[int]:
+        response = await hub.api("GET", f"/api/conversations?{query}", token)
+        assert response.status_code == 200, response.text
+        return [c["id"] for c in response.json()["items"]]
+
+    assert await ids("channel=web") == [web.conversation.id]
+    assert await ids("assignee=me") == [web.conversation.id]
+    assert web.conversation.id not in await ids("assignee=unassigned")
+    assert await ids("q=yamada") == [web.conversation.id]
+    assert await ids("q=mail") != [web.conversation.id]
+    assert await ids("q=100%25") == []
+    assert await ids("status=resolved") == []
+    bad = await hub.api("GET", "/api/conversations?channel=fax", token)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_channel"
+
+
+async def test_reply_goes_out_on_the_last_channel_and_note_stays_inside(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    cid = result.conversation.id
+    reply = await hub.api("POST", f"/api/conversations/{cid}/messages", token,
+                          json={"text": "Hi, how can I help?"})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["channel"] == "web" and reply.json()["direction"] == "out"
+    note = await hub.api("POST", f"/api/conversations/{cid}/messages", token,
+                         json={"text": "VIP customer", "internal": True})
+    assert note.json()["internal"] is True
+    detail = (await hub.api("GET", f"/api/conversations/{cid}", token)).json()
+    assert [i["sender_type"] for i in detail["timeline"]] == ["customer", "agent", "agent"]
+    assert detail["timeline"][2]["direction"] == "internal"
+    assert detail["first_response_at"] is not None
+    assert detail["reply_channels"] == ["web"]
+    for field in ("customer", "status", "assignee", "channels", "product", "timeline"):
+        assert field in detail
+
+
+async def test_reply_on_an_unreachable_channel_is_refused(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    response = await hub.api("POST", f"/api/conversations/{result.conversation.id}/messages",
+                             token, json={"text": "by mail?", "channel": "email"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "channel_unavailable"
+
+
+@pytest.mark.parametrize("body,code", [
+    ({"text": "x" * 10_001}, "too_long"), ({"text": "   "}, "empty_text"),
+    ({"text": "hi", "channel": "fax"}, "bad_channel")])
+async def test_bad_replies_get_clear_errors(hub: RunningHub, body: dict[str, object],
+                                            code: str) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    response = await hub.api("POST", f"/api/conversations/{result.conversation.id}/messages",
+                             token, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+async def test_unknown_conversation_is_a_json_404(hub: RunningHub) -> None:
+    token = await hub.login()
+    for method, body in (("GET", None), ("PATCH", {"status": "resolved"})):
+        response = await hub.api(method, "/api/conversations/999999", token, json=body)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    response = await hub.api("POST", "/api/conversations/999999/messages", token,
+                             json={"text": "hello"})
+    assert response.status_code == 404
+
+
+async def test_status_assign_and_tags(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    path = f"/api/conversations/{result.conversation.id}"
+    updated = (await hub.api("PATCH", path, token, json={
+        "status": "resolved", "tags": ["返品", "vip", "vip"]})).json()
+    assert updated["status"] == "resolved" and updated["tags"] == ["vip", "返品"]
+    assert updated["resolved_at"] is not None
+    bad = await hub.api("PATCH", path, token, json={"status": "closed"})
+    assert bad.status_code == 400
+    unassigned = (await hub.api("PATCH", path, token, json={"assignee_id": None})).json()
+    assert unassigned["assignee_id"] is None
+    timeline = (await hub.api("GET", path, token)).json()["timeline"]
+    assert [i["data"].get("event") for i in timeline if i["type"] == "system"] == [
+        "status_changed"]
+
+
+async def test_cookie_session_needs_the_csrf_header_on_writes(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    path = f"/api/conversations/{result.conversation.id}"
+    async with httpx.AsyncClient(base_url=hub.url, cookies={SESSION_COOKIE: token}) as browser:
+        assert (await browser.get(path)).status_code == 200
+        without = await browser.patch(path, json={"status": "pending"})
+        assert without.status_code == 403
+        with_header = await browser.patch(
+            path, json={"status": "pending"},
+            headers={"X-CSRF-Token": csrf_token(hub.services.signer, token)})
+        assert with_header.status_code == 200
+
+
+async def test_openapi_schema_is_served(hub: RunningHub) -> None:
+    schema = (await hub.http.get("/schema/openapi.json")).json()
+    assert "/api/conversations" in schema["paths"]
+
+
+async def test_healthz(hub: RunningHub) -> None:
+    response = await hub.http.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}

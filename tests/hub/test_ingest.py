@@ -1,0 +1,155 @@
+"""Ingest: one customer, one continuous ticket, every message stored exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from channels.base import Inbound
+from hub import events
+from hub.models import Conversation, Customer, Identity, TimelineItem, utcnow
+from hub.services import Services
+
+
+def web(visitor: str, text: str = "こんにちは", **kwargs: object) -> Inbound:
+    return Inbound(channel="web", identity_kind="web", identity_value=visitor, text=text,
+                   **kwargs)  # type: ignore[arg-type]
+
+
+async def count(services: Services, model: type, *where: object) -> int:
+    async with services.sessions() as session:
+        query = select(func.count()).select_from(model)
+        for condition in where:
+            query = query.where(condition)  # type: ignore[arg-type]
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_first_message_opens_a_ticket_for_a_new_customer(services: Services) -> None:
+    result = await services.ingestor.ingest(web("visitor-1", display_name="花子"))
+    assert result.created and result.opened
+    assert result.customer.display_name == "花子"
+    assert result.conversation.status == "open"
+    assert result.conversation.channels == ["web"]
+    assert result.item.text == "こんにちは" and result.item.sender_type == "customer"
+
+
+async def test_later_messages_join_the_same_ticket(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "one"))
+    second = await services.ingestor.ingest(web("visitor-1", "two"))
+    assert second.conversation.id == first.conversation.id
+    assert not second.opened
+    assert await count(services, Conversation) == 1
+    assert await count(services, TimelineItem) == 2
+
+
+async def test_redelivery_is_stored_once(services: Services) -> None:
+    inbound = web("visitor-1", "once", external_id="evt-1")
+    first = await services.ingestor.ingest(inbound)
+    again = await services.ingestor.ingest(inbound)
+    assert not again.created and again.item.id == first.item.id
+    assert await count(services, TimelineItem) == 1
+
+
+async def test_duplicates_inside_one_batch_are_stored_once(services: Services) -> None:
+    inbound = web("visitor-1", "burst", external_id="evt-burst")
+    results = await asyncio.gather(*[services.ingestor.ingest(inbound) for _ in range(20)])
+    assert sum(r.created for r in results) == 1
+    assert len({r.item.id for r in results}) == 1
+    assert await count(services, TimelineItem) == 1
+
+
+async def test_concurrent_visitors_each_get_their_own_ticket(services: Services) -> None:
+    inbounds = [web(f"visitor-{n % 7}", f"message {n}", external_id=f"m{n}") for n in range(70)]
+    results = await asyncio.gather(*[services.ingestor.ingest(i) for i in inbounds])
+    by_visitor: dict[str, set[int]] = {}
+    for inbound, result in zip(inbounds, results, strict=True):
+        by_visitor.setdefault(inbound.identity_value, set()).add(result.conversation.id)
+    assert all(len(tickets) == 1 for tickets in by_visitor.values())
+    assert len({next(iter(t)) for t in by_visitor.values()}) == 7
+    assert await count(services, TimelineItem) == 70
+    assert await count(services, Customer) == 7
+
+
+async def test_identity_values_are_normalised_before_lookup(services: Services) -> None:
+    first = await services.ingestor.ingest(Inbound(
+        channel="email", identity_kind="email", identity_value="Hanako@Example.JP", text="a"))
+    second = await services.ingestor.ingest(Inbound(
+        channel="email", identity_kind="email", identity_value="hanako@example.jp ", text="b"))
+    assert first.customer.id == second.customer.id
+    assert await count(services, Identity) == 1
+
+
+async def test_switching_channel_keeps_the_ticket_and_says_so(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "from the PC"))
+    async with services.sessions() as session, session.begin():
+        session.add(Identity(customer_id=first.customer.id, kind="line", value="U" + "1" * 32,
+                             verified=True))
+    on_line = await services.ingestor.ingest(Inbound(
+        channel="line", identity_kind="line", identity_value="U" + "1" * 32, text="from LINE"))
+    assert on_line.conversation.id == first.conversation.id
+    assert on_line.conversation.last_channel == "line"
+    assert on_line.conversation.channels == ["web", "line"]
+    [note] = on_line.system_items
+    assert note.data == {"event": "channel_switched", "from": "web", "to": "line"}
+
+
+async def _resolve(services: Services, conversation_id: int, ago: timedelta) -> None:
+    async with services.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        conversation.status = "resolved"
+        conversation.resolved_at = utcnow() - ago
+
+
+async def test_message_after_resolve_reopens_within_the_window(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "help"))
+    await _resolve(services, first.conversation.id, timedelta(hours=1))
+    again = await services.ingestor.ingest(web("visitor-1", "one more thing"))
+    assert again.conversation.id == first.conversation.id
+    assert again.conversation.status == "open"
+    assert [i.data["event"] for i in again.system_items] == ["reopened"]
+
+
+async def test_message_long_after_resolve_opens_a_new_ticket(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "help"))
+    await _resolve(services, first.conversation.id, timedelta(days=30))
+    again = await services.ingestor.ingest(web("visitor-1", "new question"))
+    assert again.opened and again.conversation.id != first.conversation.id
+    assert again.customer.id == first.customer.id
+
+
+async def test_events_follow_the_commit(services: Services) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def record(event: events.Event) -> None:
+        async with services.sessions() as session:  # the row must already be visible
+            item = await session.get(TimelineItem, event.payload.get("id"))
+        if event.name == events.MESSAGE_CREATED:
+            assert item is not None
+        seen.append((event.name, event.conversation_id or 0))
+
+    services.bus.subscribe(record)
+    result = await services.ingestor.ingest(web("visitor-1"))
+    assert seen == [(events.MESSAGE_CREATED, result.conversation.id),
+                    (events.CONVERSATION_UPDATED, result.conversation.id)]
+
+
+async def test_provider_time_orders_late_deliveries(services: Services) -> None:
+    now = utcnow()
+    late = await services.ingestor.ingest(web("visitor-1", "sent first",
+                                              occurred_at=now - timedelta(minutes=5)))
+    assert late.item.created_at < now
+    future = await services.ingestor.ingest(web("visitor-1", "clock skew",
+                                                occurred_at=now + timedelta(days=1)))
+    assert future.item.created_at <= utcnow()
+
+
+async def test_bad_identity_is_refused_and_changes_nothing(services: Services) -> None:
+    with pytest.raises(ValueError):
+        await services.ingestor.ingest(replace(web("x"), identity_kind="email",
+                                               identity_value="not-an-address"))
+    assert await count(services, Customer) == 0

