@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,8 +58,42 @@ def default_display_name(inbound: Inbound, value: str) -> tuple[str, bool]:
     return f"Guest {value[-4:].upper()}", True
 
 
+def _row(model: type[Any], **values: Any) -> dict[str, Any]:
+    """A full INSERT row for ``model``: the given values, the model's defaults for the rest
+    (what ``model(**values)`` would hold), so every row of one bulk INSERT has the same keys."""
+    row = {}
+    for name, default, factory in _defaults(model):
+        row[name] = values[name] if name in values else factory() if factory else default
+    return row
+
+
+@functools.cache
+def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
+    fields = model.model_fields  # type: ignore[attr-defined]
+    return tuple((name, None if f.is_required() else f.default, f.default_factory)
+                 for name, f in fields.items() if name != "id")
+
+
+@dataclass
+class _Plan:
+    """What one inbound turns into; filled in over the batch's passes."""
+
+    inbound: Inbound
+    identity: Identity
+    customer: Customer
+    duplicate: TimelineItem | None = None  # already stored before this batch
+    same_as: _Plan | None = None  # an earlier inbound of this batch with the same key
+    opened: bool = False
+    conversation: Conversation | None = None
+    item: TimelineItem | None = None
+    system_items: list[TimelineItem] = field(default_factory=list)
+
+
 class _Batch:
-    """One transaction's worth of inbound items, resolved with a handful of queries."""
+    """One transaction's worth of inbound items, resolved with a handful of queries.
+
+    Every write is one statement per table and batch (bulk INSERT … RETURNING, and the
+    unit of work's executemany UPDATE at commit), never one per message."""
 
     def __init__(self, session: AsyncSession, now: datetime, reopen_window: timedelta) -> None:
         self.session = session
@@ -68,6 +103,8 @@ class _Batch:
         self.customers: dict[int, Customer] = {}
         self.conversations: dict[int, Conversation] = {}
         self.seen: dict[tuple[str, str], TimelineItem] = {}
+        bind = session.bind
+        self.sqlite = bind is not None and bind.dialect.name == "sqlite"
 
     async def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
         keys = [(i.identity_kind, i.identity_value) for i in inbounds]
@@ -75,12 +112,32 @@ class _Batch:
         await self._load_identities(set(keys))
         await self._create_missing_customers(inbounds)
         await self._load_customers_and_tickets()
-        results = [await self._attach(inbound) for inbound in inbounds]
-        await self.session.flush()
-        for result in results:
-            if result.created:
-                result.conversation.last_item_id = result.item.id
-        return results
+        plans = self._plan(inbounds)
+        await self._open_tickets(plans)
+        with self.session.no_autoflush:  # conversations are written once, at commit
+            await self._store_items(plans)
+        for plan in plans:
+            if plan.item is not None and plan.same_as is None and plan.duplicate is None:
+                plan.conversation.last_item_id = plan.item.id  # type: ignore[union-attr]
+        return [await self._result(plan) for plan in plans]
+
+    async def _insert(self, model: type[Any], rows: list[dict[str, Any]]) -> list[Any]:
+        """INSERT ``rows`` in one statement; the ORM objects come back in the rows' order.
+
+        SQLite numbers a table's new rows in the order it inserts them and nobody else can
+        write inside our write transaction, so sorting RETURNING by id restores that order
+        (SQLAlchemy would otherwise fall back to one INSERT per row on SQLite)."""
+        if not rows:
+            return []
+        if not self.sqlite:
+            statement = insert(model).returning(model, sort_by_parameter_order=True)
+            return list((await self.session.scalars(statement, rows)).all())
+        objects = sorted((await self.session.scalars(insert(model).returning(model), rows)).all(),
+                         key=lambda o: o.id)
+        first = objects[0].id
+        if len(objects) != len(rows) or objects[-1].id - first != len(rows) - 1:
+            raise RuntimeError(f"{model.__name__} ids are not one ascending run")
+        return objects
 
     async def _load_duplicates(self, inbounds: list[Inbound]) -> None:
         keyed = {(i.channel, i.external_id) for i in inbounds if i.external_id}
@@ -98,27 +155,28 @@ class _Batch:
             self.identities[(identity.kind, identity.value)] = identity
 
     async def _create_missing_customers(self, inbounds: list[Inbound]) -> None:
-        created: list[tuple[Customer, Inbound]] = []
+        customers: list[dict[str, Any]] = []
+        identities: list[dict[str, Any]] = []
+        new_keys: set[tuple[str, str]] = set()
         for inbound in inbounds:
             key = (inbound.identity_kind, inbound.identity_value)
-            if key in self.identities:
+            if key in self.identities or key in new_keys:
                 continue
+            new_keys.add(key)
             name, placeholder = default_display_name(inbound, inbound.identity_value)
-            customer = Customer(display_name=name, created_at=self.now, updated_at=self.now,
-                                attributes={"placeholder_name": True} if placeholder else {})
-            self.identities[key] = Identity(kind=key[0], value=key[1], created_at=self.now,
-                                            verified=inbound.identity_verified)
-            created.append((customer, inbound))
-        if not created:
+            customers.append(_row(
+                Customer, display_name=name, created_at=self.now, updated_at=self.now,
+                attributes={"placeholder_name": True} if placeholder else {}))
+            identities.append(_row(Identity, kind=key[0], value=key[1], created_at=self.now,
+                                   verified=inbound.identity_verified))
+        if not customers:
             return
-        self.session.add_all([customer for customer, _ in created])
-        await self.session.flush()
-        for customer, inbound in created:
-            identity = self.identities[(inbound.identity_kind, inbound.identity_value)]
-            identity.customer_id = customer.id  # type: ignore[assignment]
-            self.session.add(identity)
-            self.customers[customer.id] = customer  # type: ignore[index]
-        await self.session.flush()
+        for customer, row in zip(await self._insert(Customer, customers), identities,
+                                 strict=True):
+            self.customers[customer.id] = customer
+            row["customer_id"] = customer.id
+        for identity in await self._insert(Identity, identities):
+            self.identities[(identity.kind, identity.value)] = identity
 
     async def _load_customers_and_tickets(self) -> None:
         customer_ids = {identity.customer_id for identity in self.identities.values()}
@@ -140,32 +198,79 @@ class _Batch:
                     conversation.status != Status.RESOLVED):
                 self.conversations[conversation.customer_id] = conversation
 
-    async def _attach(self, inbound: Inbound) -> IngestResult:
-        identity = self.identities[(inbound.identity_kind, inbound.identity_value)]
-        customer = self.customers[identity.customer_id]
-        self._refresh_identity(identity, customer, inbound)
-        duplicate = self.seen.get((inbound.channel, inbound.external_id or ""))
-        if inbound.external_id and duplicate is not None:
-            conversation = await self._conversation_of(duplicate)
-            return IngestResult(duplicate, conversation, customer, created=False)
-        conversation, opened, system_items = self._ticket_for(customer, inbound)
-        item = TimelineItem(
-            conversation_id=conversation.id, kind=inbound.kind, channel=inbound.channel,
-            direction=Direction.INBOUND, sender_type=SenderType.CUSTOMER,
-            identity_id=identity.id, text=inbound.text, external_id=inbound.external_id,
-            attachments=[a.as_dict() for a in inbound.attachments], data=dict(inbound.data),
-            created_at=self._item_time(inbound),
-        )
-        if opened:
-            await self.session.flush()
-            item.conversation_id = conversation.id  # type: ignore[assignment]
-            for system_item in system_items:
-                system_item.conversation_id = conversation.id  # type: ignore[assignment]
-        self.session.add_all([*system_items, item])
-        self._touch(conversation, inbound, item)
-        if inbound.external_id:
-            self.seen[(inbound.channel, inbound.external_id)] = item
-        return IngestResult(item, conversation, customer, True, opened, system_items)
+    def _plan(self, inbounds: list[Inbound]) -> list[_Plan]:
+        """In order: who sent it, is it a redelivery, does it open a ticket."""
+        plans: list[_Plan] = []
+        first_of: dict[tuple[str, str], _Plan] = {}
+        opening: set[int] = set()
+        for inbound in inbounds:
+            identity = self.identities[(inbound.identity_kind, inbound.identity_value)]
+            customer = self.customers[identity.customer_id]
+            self._refresh_identity(identity, customer, inbound)
+            plan = _Plan(inbound, identity, customer)
+            plans.append(plan)
+            if inbound.external_id:
+                key = (inbound.channel, inbound.external_id)
+                plan.duplicate = self.seen.get(key)
+                plan.same_as = first_of.get(key)
+                if plan.duplicate is not None or plan.same_as is not None:
+                    continue
+                first_of[key] = plan
+            if customer.id not in self.conversations and customer.id not in opening:
+                opening.add(customer.id)  # type: ignore[arg-type]
+                plan.opened = True
+        return plans
+
+    async def _open_tickets(self, plans: list[_Plan]) -> None:
+        openers = [plan for plan in plans if plan.opened]
+        rows = [_row(Conversation, customer_id=p.customer.id, last_channel=p.inbound.channel,
+                     channels=[], product_sku=p.inbound.product_sku,
+                     store_id=p.inbound.store_id, locale=p.inbound.locale,
+                     created_at=self.now, last_activity_at=self.now) for p in openers]
+        for plan, conversation in zip(openers, await self._insert(Conversation, rows),
+                                      strict=True):
+            self.conversations[plan.customer.id] = conversation  # type: ignore[index]
+
+    async def _store_items(self, plans: list[_Plan]) -> None:
+        """Ticket changes in message order, then every new timeline row in one INSERT."""
+        rows: list[dict[str, Any]] = []
+        system_counts: list[int] = []
+        for plan in plans:
+            if plan.duplicate is not None or plan.same_as is not None:
+                continue
+            inbound = plan.inbound
+            conversation = self.conversations[plan.customer.id]  # type: ignore[index]
+            plan.conversation = conversation
+            system_rows = [] if plan.opened else self._update_ticket(conversation, inbound)
+            system_counts.append(len(system_rows))
+            created_at = self._item_time(inbound)
+            rows.extend(system_rows)
+            rows.append(_row(
+                TimelineItem, conversation_id=conversation.id, kind=inbound.kind,
+                channel=inbound.channel, direction=Direction.INBOUND,
+                sender_type=SenderType.CUSTOMER, identity_id=plan.identity.id,
+                text=inbound.text, external_id=inbound.external_id,
+                attachments=[a.as_dict() for a in inbound.attachments],
+                data=dict(inbound.data), created_at=created_at))
+            self._touch(conversation, inbound, created_at)
+        stored = iter(await self._insert(TimelineItem, rows))
+        counts = iter(system_counts)
+        for plan in plans:
+            if plan.conversation is not None:
+                plan.system_items = [next(stored) for _ in range(next(counts))]
+                plan.item = next(stored)
+
+    async def _result(self, plan: _Plan) -> IngestResult:
+        if plan.duplicate is not None:
+            conversation = await self.session.get(Conversation, plan.duplicate.conversation_id)
+            assert conversation is not None
+            return IngestResult(plan.duplicate, conversation, plan.customer, created=False)
+        if plan.same_as is not None:
+            first = plan.same_as
+            return IngestResult(first.item, first.conversation, plan.customer,  # type: ignore[arg-type]
+                                created=False)
+        return IngestResult(plan.item, plan.conversation, plan.customer,  # type: ignore[arg-type]
+                            True, plan.opened, plan.system_items)
 
     def _item_time(self, inbound: Inbound) -> datetime:
         occurred = inbound.occurred_at
@@ -183,50 +288,37 @@ class _Batch:
             customer.attributes = {k: v for k, v in customer.attributes.items()
                                    if k != "placeholder_name"}
 
-    async def _conversation_of(self, item: TimelineItem) -> Conversation:
-        conversation = await self.session.get(Conversation, item.conversation_id)
-        assert conversation is not None
-        return conversation
-
-    def _ticket_for(self, customer: Customer,
-                    inbound: Inbound) -> tuple[Conversation, bool, list[TimelineItem]]:
-        conversation = self.conversations.get(customer.id)  # type: ignore[arg-type]
-        if conversation is None:
-            conversation = Conversation(
-                customer_id=customer.id, last_channel=inbound.channel, channels=[],
-                product_sku=inbound.product_sku, store_id=inbound.store_id,
-                locale=inbound.locale, created_at=self.now, last_activity_at=self.now)
-            self.session.add(conversation)
-            self.conversations[customer.id] = conversation  # type: ignore[index]
-            return conversation, True, []
-        system_items: list[TimelineItem] = []
+    def _update_ticket(self, conversation: Conversation,
+                       inbound: Inbound) -> list[dict[str, Any]]:
+        """A message joins an existing ticket: reopen it, note a channel switch."""
+        system_rows: list[dict[str, Any]] = []
         if conversation.status == Status.RESOLVED:
             conversation.resolved_at = None
-            system_items.append(self._system(conversation, "reopened", inbound.channel))
+            system_rows.append(self._system(conversation, "reopened", inbound.channel))
         if conversation.last_channel != inbound.channel and conversation.channels:
-            system_items.append(self._system(conversation, "channel_switched", inbound.channel,
-                                             **{"from": conversation.last_channel,
-                                                "to": inbound.channel}))
+            system_rows.append(self._system(conversation, "channel_switched", inbound.channel,
+                                            **{"from": conversation.last_channel,
+                                               "to": inbound.channel}))
         if inbound.product_sku:
             conversation.product_sku = inbound.product_sku
             conversation.store_id = inbound.store_id or conversation.store_id
-        return conversation, False, system_items
+        return system_rows
 
     def _system(self, conversation: Conversation, event: str, channel: str,
-                **data: Any) -> TimelineItem:
-        return TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM,
-                            channel=channel, direction=Direction.INTERNAL,
-                            sender_type=SenderType.SYSTEM, text="",
-                            data={"event": event, **data}, created_at=self.now)
+                **data: Any) -> dict[str, Any]:
+        return _row(TimelineItem, conversation_id=conversation.id, kind=ItemKind.SYSTEM,
+                    channel=channel, direction=Direction.INTERNAL,
+                    sender_type=SenderType.SYSTEM, text="",
+                    data={"event": event, **data}, created_at=self.now)
 
-    def _touch(self, conversation: Conversation, inbound: Inbound, item: TimelineItem) -> None:
+    def _touch(self, conversation: Conversation, inbound: Inbound, created_at: datetime) -> None:
         conversation.status = Status.OPEN
         conversation.last_channel = inbound.channel
         if inbound.channel not in conversation.channels:
             conversation.channels = [*conversation.channels, inbound.channel]
         conversation.unread_count += 1
         conversation.last_preview = preview(inbound.text) or _attachment_preview(inbound)
-        conversation.last_activity_at = max(conversation.last_activity_at, item.created_at)
+        conversation.last_activity_at = max(conversation.last_activity_at, created_at)
         if inbound.locale and not conversation.locale:
             conversation.locale = inbound.locale
 

@@ -37,16 +37,16 @@ class AgentNamespace(socketio.AsyncNamespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str):
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthorized", "message": "auth.token is required"})
+                "auth.token is required", {"code": "unauthorized"})
         async with self._sessions() as session:
             agent = await agent_from_token(session, self._signer, token)
         if agent is None:
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthorized", "message": "invalid or expired token"})
+                "invalid or expired token", {"code": "unauthorized"})
         await self.save_session(sid, {"agent_id": agent.id, "name": agent.name})
         await self.enter_room(sid, AGENTS_ROOM)
 
-    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+    async def on_typing(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
             return {"ok": False, "error": {"code": "bad_payload",
                                            "message": "conversation_id is required"}}

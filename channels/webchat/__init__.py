@@ -110,7 +110,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
                 visitor_id = self.channel.visitor_of(token)
             except BadToken as exc:
                 raise socketio.exceptions.ConnectionRefusedError(
-                    {"code": "invalid_visitor_token", "message": str(exc)}) from exc
+                    f"invalid visitor token: {exc}", {"code": "invalid_visitor_token"}) from exc
         else:
             visitor_id, token = self.channel.new_visitor_token()
         locale = auth.get("locale") if auth.get("locale") in _LOCALES else None
@@ -133,7 +133,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
                         to=sid)
         await self.emit("history", {"conversation_id": conversation_id, "items": items}, to=sid)
 
-    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+    async def on_message(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         error = self._check_message(data)
         if error:
             await self.emit("error", error["error"], to=sid)
@@ -167,7 +167,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
             await self.emit("session", {"visitor_token": self.channel.sign(visitor_id),
                                         "conversation_id": result.conversation.id}, room=room)
 
-    async def on_typing(self, sid: str, data: Any) -> None:
+    async def on_typing(self, sid: str, data: Any = None, *_: Any) -> None:
         if not isinstance(data, dict):
             return
         session = await self.get_session(sid)

@@ -108,6 +108,15 @@
     banner.textContent = stateName === "offline" ? t("chat.reconnecting") : "";
   }
 
+  /** The code of a refused connection: in error.data.code, or (python-socketio given one
+   *  dict argument) inside error.message. */
+  function refusalCode(error) {
+    if (!error) return null;
+    if (error.data && typeof error.data.code === "string") return error.data.code;
+    var match = /\b(invalid_visitor_token|unauthorized)\b/.exec(String(error.message || ""));
+    return match ? match[1] : null;
+  }
+
   function scrollDown() { list.scrollTop = list.scrollHeight; }
 
   // ------------------------------------------------------------------ rendering
@@ -358,8 +367,7 @@
     });
     socket.io.on("reconnect_attempt", function () { setStatus("connecting"); });
     socket.on("connect_error", function (error) {
-      var code = error && error.data && error.data.code;
-      if (code === "invalid_visitor_token") {
+      if (refusalCode(error) === "invalid_visitor_token") {
         // Forged or expired: forget it and start as a new visitor.
         setToken(null);
         setTimeout(function () { socket.connect(); }, 50);
@@ -367,7 +375,7 @@
       }
       setStatus("offline");
       // Refused by the server (not a network error): socket.io does not retry by itself.
-      if (error && error.data) setTimeout(function () { socket.connect(); }, 3000);
+      if (!socket.active) setTimeout(function () { socket.connect(); }, 3000);
     });
     socket.on("session", function (data) {
       if (!data) return;

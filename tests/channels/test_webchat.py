@@ -1,0 +1,239 @@
+"""Web chat over real Socket.IO: customer → inbox → reply → customer, on a live hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.conftest import RunningHub
+
+TIMEOUT = 10
+
+
+class Client:
+    """A python-socketio client whose received events queue up by name."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.queues: dict[str, asyncio.Queue[Any]] = {}
+        self.sio.on("*", self._record, namespace=namespace)
+        self.sio.on("connect_error", self._connect_error, namespace=namespace)
+
+    async def _record(self, event: str, data: Any) -> None:
+        await self.queue(event).put(data)
+
+    async def _connect_error(self, data: Any) -> None:
+        await self.queue("connect_error").put(data)
+
+    def queue(self, event: str) -> asyncio.Queue[Any]:
+        return self.queues.setdefault(event, asyncio.Queue())
+
+    async def next(self, event: str) -> Any:
+        return await asyncio.wait_for(self.queue(event).get(), TIMEOUT)
+
+    async def connect(self, url: str, auth: dict[str, Any]) -> None:
+        await self.sio.connect(url, namespaces=[self.namespace], auth=auth,
+                               transports=["websocket"], wait_timeout=TIMEOUT)
+
+    async def call(self, event: str, data: Any) -> Any:
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=TIMEOUT)
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        await client.sio.disconnect()
+
+
+async def customer(hub: RunningHub, clients: list[Client], **auth: Any) -> Client:
+    client = Client("/webchat")
+    clients.append(client)
+    await client.connect(hub.url, auth)
+    return client
+
+
+async def agent(hub: RunningHub, clients: list[Client]) -> Client:
+    client = Client("/agent")
+    clients.append(client)
+    await client.connect(hub.url, {"token": await hub.login()})
+    return client
+
+
+async def test_chat_round_trip(hub: RunningHub, clients: list[Client]) -> None:
+    inbox = await agent(hub, clients)
+    chat = await customer(hub, clients, locale="ja")
+    session = await chat.next("session")
+    assert session["conversation_id"] is None and session["visitor_token"]
+
+    ack = await chat.call("message", {"text": "配送状況を知りたいです", "client_id": "c-1"})
+    assert ack["ok"] and ack["conversation_id"]
+    opened = await chat.next("session")
+    assert opened["conversation_id"] == ack["conversation_id"]
+
+    created = await inbox.next("message.created")
+    assert created["conversation_id"] == ack["conversation_id"]
+    assert created["text"] == "配送状況を知りたいです"
+    assert created["channel"] == "web" and created["sender_type"] == "customer"
+    summary = await inbox.next("conversation.updated")
+    assert summary["id"] == ack["conversation_id"] and summary["unread_count"] == 1
+
+    token = await hub.login()
+    reply = await hub.api("POST", f"/api/conversations/{ack['conversation_id']}/messages",
+                          token, json={"text": "お調べします"})
+    assert reply.status_code == 201
+    received = await chat.next("message")
+    assert received["text"] == "お調べします" and received["sender_type"] == "agent"
+    assert received["id"] == reply.json()["id"]
+    delivered = await inbox.next("message.updated")
+    assert delivered["delivery_status"] == "sent"
+
+
+async def test_reload_continues_the_same_customer_and_ticket(
+        hub: RunningHub, clients: list[Client]) -> None:
+    first = await customer(hub, clients)
+    token = (await first.next("session"))["visitor_token"]
+    ack = await first.call("message", {"text": "hello"})
+    await first.sio.disconnect()
+
+    again = await customer(hub, clients, visitor_token=token)
+    session = await again.next("session")
+    assert session["conversation_id"] == ack["conversation_id"]
+    history = await again.next("history")
+    assert [item["text"] for item in history["items"]] == ["hello"]
+    second = await again.call("message", {"text": "still me"})
+    assert second["conversation_id"] == ack["conversation_id"]
+
+
+async def test_resend_with_the_same_client_id_is_stored_once(
+        hub: RunningHub, clients: list[Client]) -> None:
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    first = await chat.call("message", {"text": "once", "client_id": "abc-1"})
+    again = await chat.call("message", {"text": "once", "client_id": "abc-1"})
+    assert again["id"] == first["id"] and again["duplicate"] is True
+
+
+async def test_history_never_shows_internal_notes(hub: RunningHub,
+                                                  clients: list[Client]) -> None:
+    chat = await customer(hub, clients)
+    token = (await chat.next("session"))["visitor_token"]
+    ack = await chat.call("message", {"text": "hello"})
+    agent_token = await hub.login()
+    await hub.api("POST", f"/api/conversations/{ack['conversation_id']}/messages", agent_token,
+                  json={"text": "secret note", "internal": True})
+    await chat.sio.disconnect()
+    again = await customer(hub, clients, visitor_token=token)
+    history = await again.next("history")
+    assert "secret note" not in [item["text"] for item in history["items"]]
+
+
+@pytest.mark.parametrize("token", ["forged.token", "x" * 5000, "eyJ2IjoiYSIsImV4cCI6MX0.abc"])
+async def test_forged_visitor_token_is_refused(hub: RunningHub, clients: list[Client],
+                                               token: str) -> None:
+    client = Client("/webchat")
+    clients.append(client)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(hub.url, {"visitor_token": token})
+    error = await client.next("connect_error")
+    assert error["data"]["code"] == "invalid_visitor_token"
+
+
+async def test_expired_visitor_token_is_refused(hub: RunningHub, clients: list[Client]) -> None:
+    expired = hub.services.signer.sign("visitor", {"v": "someone"}, ttl_seconds=-1)
+    client = Client("/webchat")
+    clients.append(client)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(hub.url, {"visitor_token": expired})
+
+
+@pytest.mark.parametrize("payload,code", [
+    ("just a string", "bad_payload"), ({"txt": "typo"}, "bad_payload"),
+    ({"text": 42}, "bad_payload"), ({"text": "   "}, "empty_text"),
+    ({"text": "あ" * 10_001}, "too_long"), (None, "bad_payload")])
+async def test_malformed_messages_get_an_error_and_store_nothing(
+        hub: RunningHub, clients: list[Client], payload: Any, code: str) -> None:
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    ack = await chat.call("message", payload)
+    assert ack == {"ok": False, "error": {"code": code, "message": ack["error"]["message"]}}
+    assert (await chat.next("error"))["code"] == code
+    token = await hub.login()
+    listing = (await hub.api("GET", "/api/conversations", token)).json()
+    assert listing["items"] == []
+    assert (await chat.call("message", {"text": "still alive"}))["ok"]
+
+
+async def test_agent_socket_needs_a_valid_token(hub: RunningHub, clients: list[Client]) -> None:
+    client = Client("/agent")
+    clients.append(client)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(hub.url, {"token": "nope"})
+
+
+async def test_typing_reaches_the_other_side(hub: RunningHub, clients: list[Client]) -> None:
+    inbox = await agent(hub, clients)
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    ack = await chat.call("message", {"text": "hi"})
+    await chat.sio.emit("typing", {"typing": True}, namespace="/webchat")
+    typing = await inbox.next("typing")
+    assert typing == {"conversation_id": ack["conversation_id"], "typing": True,
+                      "sender_type": "customer"}
+    assert (await inbox.call("typing", {"conversation_id": ack["conversation_id"]}))["ok"]
+    assert (await chat.next("typing"))["sender_type"] == "agent"
+
+
+async def test_product_context_lands_on_the_ticket(hub: RunningHub,
+                                                   clients: list[Client]) -> None:
+    chat = await customer(hub, clients, product="OMO-TEA-001", store="shibuya")
+    await chat.next("session")
+    ack = await chat.call("message", {"text": "このお茶の淹れ方は？"})
+    token = await hub.login()
+    detail = (await hub.api("GET", f"/api/conversations/{ack['conversation_id']}", token)).json()
+    assert detail["product"] == "OMO-TEA-001" and detail["store"] == "shibuya"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_image_upload(hub: RunningHub, clients: list[Client]) -> None:
+    chat = await customer(hub, clients)
+    token = (await chat.next("session"))["visitor_token"]
+    response = await hub.http.post("/webchat/upload", data={"visitor_token": token},
+                                   files={"file": ("photo.png", PNG, "image/png")})
+    assert response.status_code == 201, response.text
+    [attachment] = response.json()["attachments"]
+    assert attachment["content_type"] == "image/png"
+    stored = await hub.http.get(attachment["url"])
+    assert stored.content == PNG
+    assert stored.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name,content,code", [
+    ("evil.png", b"<script>alert(1)</script>", "unsupported_type"),
+    ("big.png", PNG + b"\x00" * (10 * 1024 * 1024), "too_large")])
+async def test_bad_uploads_are_refused(hub: RunningHub, clients: list[Client], name: str,
+                                       content: bytes, code: str) -> None:
+    chat = await customer(hub, clients)
+    token = (await chat.next("session"))["visitor_token"]
+    response = await hub.http.post("/webchat/upload", data={"visitor_token": token},
+                                   files={"file": (name, content, "image/png")})
+    assert response.status_code in {400, 413}
+    if response.status_code == 400:
+        assert response.json()["error"]["code"] == code
+    agent_token = await hub.login()
+    assert (await hub.api("GET", "/api/conversations", agent_token)).json()["items"] == []
+
+
+async def test_upload_needs_a_valid_visitor_token(hub: RunningHub) -> None:
+    response = await hub.http.post("/webchat/upload", data={"visitor_token": "forged.x"},
+                                   files={"file": ("a.png", PNG, "image/png")})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_visitor_token"
