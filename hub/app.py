@@ -26,6 +26,7 @@ from litestar.template import TemplateConfig
 from agent_ui import i18n
 from agent_ui.routes import agent_pages
 from channels.webchat import WebChat
+from channels.webchat.qr import product_qr
 from channels.webchat.routes import STATIC as WEBCHAT_STATIC
 from channels.webchat.routes import chat_page, upload_image, widget_script
 from hub import db, realtime
@@ -71,7 +72,7 @@ def build_services(settings: Settings) -> Services:
     services = Services(
         settings=settings, engine=engine, sessions=sessions, bus=bus,
         signer=Signer(settings.secret_key or ""),
-        sio=realtime.create_server(settings.redis_url),
+        sio=realtime.create_server(settings.redis_url, settings.redis_channel),
         ingestor=Ingestor(sessions, bus, timedelta(hours=settings.reopen_window_hours)),
         dispatcher=dispatcher,
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
@@ -124,7 +125,7 @@ def create_litestar(services: ServicesDep) -> Litestar:
     app = Litestar(
         route_handlers=[
             healthz, serve_file, api_router(), *agent_pages(),
-            chat_page, widget_script, upload_image,
+            chat_page, widget_script, upload_image, product_qr,
             create_static_files_router(path="/static", directories=STATIC_DIRS,
                                        include_in_schema=False),
         ],

@@ -18,8 +18,8 @@ AGENT_NAMESPACE = "/agent"
 AGENTS_ROOM = "agents"
 
 
-def create_server(redis_url: str | None) -> socketio.AsyncServer:
-    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+def create_server(redis_url: str | None, channel: str = "omohub") -> socketio.AsyncServer:
+    manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=manager, cors_allowed_origins="*",
         max_http_buffer_size=64 * 1024, logger=False, engineio_logger=False)

@@ -20,6 +20,7 @@ PREFIX = "OMOHUB_"
 class Settings:
     database_url: str = "sqlite+aiosqlite:///./omohub.db"
     redis_url: str | None = None
+    redis_channel: str = "omohub"
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     data_dir: str = "./.omohub"
