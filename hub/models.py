@@ -266,3 +266,64 @@ class Store(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     address: str = Field(default="", max_length=500)
+
+
+class LinkCode(SQLModel, table=True):
+    """A one-time code that carries a ticket from one channel to another."""
+
+    __tablename__ = "link_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_digest: str = Field(max_length=64, unique=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    target: str = Field(max_length=16)
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _time()
+    expires_at: datetime = _time()
+    used_at: datetime | None = _time(nullable=True)
+    used_by_identity_id: int | None = Field(default=None, foreign_key="identities.id")
+
+
+class LinkAttempt(SQLModel, table=True):
+    """Failed code attempts per sender, so guessing six digits stays impractical."""
+
+    __tablename__ = "link_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str = Field(max_length=340, index=True)
+    created_at: datetime = _time(index=True)
+
+
+class Article(SQLModel, table=True):
+    """A knowledge-base article as published to the bot (Markdown files are the source)."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (sa.UniqueConstraint("slug", "locale", name="uq_article_slug_locale"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=120)
+    locale: str = Field(max_length=8)
+    title: str = Field(max_length=300)
+    body: str = Field(default="", sa_type=sa.Text)
+    questions: list[str] = _json(list)
+    products: list[str] = _json(list)
+    tags: list[str] = _json(list)
+    published: bool = True
+    version: int = 1
+    updated_by: int | None = Field(default=None, foreign_key="agents.id")
+    updated_at: datetime = _time()
+
+
+class ArticleVersion(SQLModel, table=True):
+    __tablename__ = "kb_article_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="kb_articles.id", index=True)
+    version: int
+    title: str = Field(max_length=300)
+    body: str = Field(default="", sa_type=sa.Text)
+    questions: list[str] = _json(list)
+    published: bool = True
+    updated_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _time()

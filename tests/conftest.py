@@ -25,7 +25,8 @@ from hub.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("OMOHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"
-TABLES = ["outbox", "customer_merges", "audit_events", "timeline_items", "conversations",
+TABLES = ["link_attempts", "link_codes", "kb_article_versions", "kb_articles", "outbox",
+          "customer_merges", "audit_events", "timeline_items", "conversations",
           "identities", "customers", "agents", "products", "stores"]
 
 

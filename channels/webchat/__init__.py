@@ -16,8 +16,9 @@ from typing import Any
 import socketio
 
 from channels.base import Capabilities, Inbound, Outbound, SendResult
-from hub import events
+from hub import events, links
 from hub.ingest import IngestResult
+from hub.links import LinkError
 from hub.security import BadToken
 from hub.serialize import iso
 from hub.services import Services
@@ -73,6 +74,23 @@ class WebChat:
         await self.namespace.after_ingest(inbound.identity_value, result)
         return result
 
+    async def issue_link(self, visitor_id: str, target: str) -> links.IssuedLink | None:
+        conversation_id, _ = await self.services.tickets.customer_view("web", visitor_id, 0)
+        if conversation_id is None:
+            return None
+        services = self.services
+        async with services.sessions() as session, session.begin():
+            return await links.issue(session, services.signer, services.settings,
+                                     conversation_id, target)
+
+    async def redeem_link(self, code: str, visitor_id: str) -> links.Redeemed | None:
+        """A visitor who opened a /chat?link=CODE page joins the ticket the code carries."""
+        found = links.find_code(code)
+        if found is None:
+            return None
+        async with self.services.sessions() as session, session.begin():
+            return await links.redeem(session, self.services.signer, found, "web", visitor_id)
+
     async def send(self, outbound: Outbound) -> SendResult:
         payload = {
             "id": outbound.item_id, "conversation_id": outbound.conversation_id,
@@ -113,6 +131,8 @@ class WebChatNamespace(socketio.AsyncNamespace):
                     f"invalid visitor token: {exc}", {"code": "invalid_visitor_token"}) from exc
         else:
             visitor_id, token = self.channel.new_visitor_token()
+            if isinstance(auth.get("link"), str):
+                await self.channel.redeem_link(auth["link"], visitor_id)
         locale = auth.get("locale") if auth.get("locale") in _LOCALES else None
         await self.save_session(sid, {
             "visitor_id": visitor_id, "visitor_token": token, "locale": locale,
@@ -166,6 +186,21 @@ class WebChatNamespace(socketio.AsyncNamespace):
         if result.opened:
             await self.emit("session", {"visitor_token": self.channel.sign(visitor_id),
                                         "conversation_id": result.conversation.id}, room=room)
+
+    async def on_link(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+        """The customer's "continue on LINE / by phone" button: a code, a deep link, a QR."""
+        target = data.get("target") if isinstance(data, dict) else None
+        if target not in {"line", "phone"}:
+            return problem("bad_target", 'expected {"target": "line" | "phone"}')
+        session = await self.get_session(sid)
+        try:
+            link = await self.channel.issue_link(session["visitor_id"], target)
+        except LinkError as exc:
+            return problem(exc.code, str(exc))
+        if link is None:
+            return problem("no_conversation", "send a message first")
+        return {"ok": True, "code": link.code, "url": link.url, "qr_svg": link.qr_svg,
+                "expires_at": iso(link.expires_at), "target": target}
 
     async def on_typing(self, sid: str, data: Any = None, *_: Any) -> None:
         if not isinstance(data, dict):

@@ -8,9 +8,10 @@ import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from hub import links
 from hub.api.deps import ServicesDep
 from hub.models import Agent, Channel
-from hub.serialize import item_json
+from hub.serialize import iso, item_json
 from hub.tickets import InboxFilter, TicketError
 
 CHANNELS = {c.value for c in Channel}
@@ -26,6 +27,10 @@ class ConversationPatch(msgspec.Struct):
     status: str | msgspec.UnsetType = msgspec.UNSET
     assignee_id: int | msgspec.UnsetType | None = msgspec.UNSET
     tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class LinkBody(msgspec.Struct):
+    target: str
 
 
 class ConversationController(Controller):
@@ -71,6 +76,17 @@ class ConversationController(Controller):
                    if getattr(data, field) is not msgspec.UNSET}
         return await services.tickets.update(conversation_id, agent_id=request.user.id,
                                              changes=changes)
+
+    @post("/{conversation_id:int}/links", status_code=201)
+    async def create_link(self, conversation_id: FromPath[int], data: JSONBody[LinkBody],
+                          request: Request[Agent, str, Any],
+                          services: ServicesDep) -> dict[str, Any]:
+        """A one-time code (and deep link + QR) that moves this ticket to another channel."""
+        async with services.sessions() as session, session.begin():
+            link = await links.issue(session, services.signer, services.settings,
+                                     conversation_id, data.target, request.user.id)
+        return {"code": link.code, "url": link.url, "qr_svg": link.qr_svg,
+                "expires_at": iso(link.expires_at), "target": data.target}
 
     @post("/{conversation_id:int}/read", status_code=204)
     async def mark_read(self, conversation_id: FromPath[int], services: ServicesDep) -> None:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from hub.files import FileRejected
 from hub.identity import InvalidIdentity, MergeError
+from hub.links import LinkError
 from hub.tickets import TicketError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ def value_error(_: Request[Any, Any, Any], exc: ValueError) -> Response[dict[str
     return error_response(400, code, str(exc))
 
 
+def link_error(_: Request[Any, Any, Any], exc: LinkError) -> Response[dict[str, Any]]:
+    return error_response(422 if exc.code == "channel_unavailable" else 400, exc.code, str(exc))
+
+
 def server_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "something went wrong on our side")
@@ -60,6 +65,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MergeError: value_error,
     InvalidIdentity: value_error,
     FileRejected: value_error,
+    LinkError: link_error,
     LookupError: lookup_error,
     500: server_error,
 }

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 12:43:02.410437
+Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
@@ -61,6 +61,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_display_name'), ['display_name'], unique=False)
+
+    op.create_table('link_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sender', sqlmodel.sql.sqltypes.AutoString(length=340), nullable=False),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('link_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_link_attempts_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_link_attempts_sender'), ['sender'], unique=False)
 
     op.create_table('products',
     sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -141,6 +151,61 @@ def upgrade() -> None:
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identities_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('kb_articles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('locale', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('questions', sa.JSON(), nullable=False),
+    sa.Column('products', sa.JSON(), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('published', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.Column('updated_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by'], ['agents.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('slug', 'locale', name='uq_article_slug_locale')
+    )
+    op.create_table('kb_article_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('article_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('questions', sa.JSON(), nullable=False),
+    sa.Column('published', sa.Boolean(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['article_id'], ['kb_articles.id'], ),
+    sa.ForeignKeyConstraint(['updated_by'], ['agents.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('kb_article_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kb_article_versions_article_id'), ['article_id'], unique=False)
+
+    op.create_table('link_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code_digest', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('conversation_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', hub.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('used_by_identity_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ),
+    sa.ForeignKeyConstraint(['created_by'], ['agents.id'], ),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.ForeignKeyConstraint(['used_by_identity_id'], ['identities.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code_digest')
+    )
+    with op.batch_alter_table('link_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_link_codes_conversation_id'), ['conversation_id'], unique=False)
+
     op.create_table('timeline_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('conversation_id', sa.Integer(), nullable=False),
@@ -197,6 +262,15 @@ def downgrade() -> None:
         batch_op.drop_index('ix_items_conversation_time')
 
     op.drop_table('timeline_items')
+    with op.batch_alter_table('link_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_link_codes_conversation_id'))
+
+    op.drop_table('link_codes')
+    with op.batch_alter_table('kb_article_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kb_article_versions_article_id'))
+
+    op.drop_table('kb_article_versions')
+    op.drop_table('kb_articles')
     with op.batch_alter_table('identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identities_customer_id'))
 
@@ -215,6 +289,11 @@ def downgrade() -> None:
     op.drop_table('conversations')
     op.drop_table('stores')
     op.drop_table('products')
+    with op.batch_alter_table('link_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_link_attempts_sender'))
+        batch_op.drop_index(batch_op.f('ix_link_attempts_created_at'))
+
+    op.drop_table('link_attempts')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_display_name'))
 
