@@ -42,6 +42,9 @@ class Inbound:
     product_sku: str | None = None
     store_id: str | None = None
     locale: str | None = None
+    # A ticket the provider's threading points at (e-mail In-Reply-To, a link code). The
+    # hub honours it only when that ticket belongs to the same customer.
+    conversation_hint: int | None = None
 
 
 @dataclass(frozen=True)
