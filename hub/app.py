@@ -25,6 +25,13 @@ from litestar.template import TemplateConfig
 
 from agent_ui import i18n
 from agent_ui.routes import agent_pages
+from channels.email import EmailChannel, email_configured
+from channels.email.webhook import email_webhook
+from channels.line import LineChannel
+from channels.line.routes import line_routes
+from channels.phone import PhoneChannel, SmsChannel
+from channels.phone.client import make_client
+from channels.phone.routes import twilio_routes
 from channels.webchat import WebChat
 from channels.webchat.qr import product_qr
 from channels.webchat.routes import STATIC as WEBCHAT_STATIC
@@ -33,6 +40,7 @@ from hub import db, realtime
 from hub.api import api_router
 from hub.api.deps import ServicesDep, provide_services
 from hub.api.errors import EXCEPTION_HANDLERS
+from hub.assistant import Assistant
 from hub.events import EventBus
 from hub.files import FileStore
 from hub.ingest import Ingestor
@@ -82,6 +90,10 @@ def build_services(settings: Settings) -> Services:
     services.sio.register_namespace(
         realtime.AgentNamespace(sessions, services.signer, bus))
     bus.subscribe(realtime.agent_forwarder(services.sio))
+    if settings.bot_enabled:
+        assistant = Assistant(services, frozenset(settings.bot_channels.split(",")))
+        services.extras["assistant"] = assistant
+        bus.subscribe(assistant.on_event)
     return services
 
 
@@ -91,6 +103,15 @@ def _wire_channels(services: ServicesDep) -> None:
     services.adapters[webchat.name] = webchat
     services.sio.register_namespace(webchat.namespace)
     services.bus.subscribe(webchat.on_event)
+    if services.settings.line_enabled:
+        services.adapters[LineChannel.name] = LineChannel(services)
+    if services.settings.twilio_enabled:
+        sms = SmsChannel(services, make_client(services.settings))
+        phone = PhoneChannel(services, sms)
+        services.adapters[sms.name] = sms
+        services.adapters[phone.name] = phone
+    if email_configured(services.settings):
+        services.adapters[EmailChannel.name] = EmailChannel(services)
 
 
 def _templates() -> TemplateConfig[JinjaTemplateEngine]:
@@ -106,9 +127,14 @@ def _lifespan(services: ServicesDep) -> Any:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await db.migrate_async(services.settings.database_url)
         services.dispatcher.start()
+        email = services.adapters.get(EmailChannel.name)
+        if isinstance(email, EmailChannel):
+            await email.start()  # SMTP listener and IMAP poller, when configured
         try:
             yield
         finally:
+            if isinstance(email, EmailChannel):
+                await email.stop()
             await services.dispatcher.stop()
             await services.ingestor.stop()
             await services.engine.dispose()
@@ -125,7 +151,9 @@ def create_litestar(services: ServicesDep) -> Litestar:
     app = Litestar(
         route_handlers=[
             healthz, serve_file, api_router(), *agent_pages(),
-            chat_page, widget_script, upload_image, product_qr,
+            chat_page, widget_script, upload_image, product_qr, email_webhook,
+            *(line_routes() if services.settings.line_enabled else []),
+            *(twilio_routes() if services.settings.twilio_enabled else []),
             create_static_files_router(path="/static", directories=STATIC_DIRS,
                                        include_in_schema=False),
         ],

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hub import db
 from hub.settings import Settings, load_settings
@@ -59,6 +60,63 @@ def cmd_create_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+              file=sys.stderr, flush=True)
+
+    return show
+
+
+async def _kb_import(settings: Settings, directory: Path) -> int:
+    from hub.knowledge import import_directory
+
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.session_factory(engine)() as session, session.begin():
+            report = await import_directory(session, directory, _progress("importing"))
+    finally:
+        await engine.dispose()
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    print(f"articles: {report.created} new, {report.updated} updated, "
+          f"{report.unchanged} unchanged, {len(report.errors)} with errors")
+    return 1 if report.errors else 0
+
+
+def cmd_kb(args: argparse.Namespace) -> int:
+    if args.kb_verb == "eval":
+        from kb.eval import run_eval
+
+        run_eval(args.file, verbose=args.verbose)
+        return 0
+    settings = load_settings()
+    db.migrate(settings.database_url)
+    if args.kb_verb == "import":
+        directory = Path(args.directory)
+        if not directory.is_dir():
+            print(f"error: {directory} is not a directory", file=sys.stderr)
+            return 2
+        return asyncio.run(_kb_import(settings, directory))
+    return asyncio.run(_kb_export(settings, Path(args.directory)))
+
+
+async def _kb_export(settings: Settings, directory: Path) -> int:
+    from hub.knowledge import export_directory
+
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.session_factory(engine)() as session, session.begin():
+            count = await export_directory(session, directory)
+    finally:
+        await engine.dispose()
+    print(f"exported {count} articles to {directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omohub", description="omnichannel contact-center hub")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -73,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--name")
     agent.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
     agent.set_defaults(handler=cmd_create_agent)
+    kb = verbs.add_parser("kb", help="knowledge base: import, export, evaluate")
+    kb_verbs = kb.add_subparsers(dest="kb_verb", required=True)
+    kb_import = kb_verbs.add_parser("import", help="load Markdown articles into the hub")
+    kb_import.add_argument("directory")
+    kb_export = kb_verbs.add_parser("export", help="write the hub's articles as Markdown")
+    kb_export.add_argument("directory")
+    kb_eval = kb_verbs.add_parser("eval", help="measure the bot on a CLINC150-layout file")
+    kb_eval.add_argument("file")
+    kb_eval.add_argument("--verbose", action="store_true", help="print the confusions")
+    kb.set_defaults(handler=cmd_kb)
     return parser
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from hub import db
 from hub.identity import normalize_email
+from hub.knowledge import import_directory
 from hub.models import (
     Agent,
     Conversation,
@@ -25,6 +26,7 @@ from hub.models import (
 )
 from hub.security import hash_password
 from hub.settings import Settings
+from kb.articles import default_articles_dir
 
 PRODUCTS = [
     Product(sku="OMO-TEA-001", name="静岡煎茶 100g", name_en="Shizuoka sencha 100 g",
@@ -74,6 +76,7 @@ async def seed(settings: Settings) -> bool:
                 *[Store(**s.model_dump()) for s in STORES],
             ])
             await _seed_customers(session)
+            await import_directory(session, default_articles_dir())
         return True
     finally:
         await engine.dispose()

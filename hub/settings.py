@@ -43,7 +43,25 @@ class Settings:
     max_text_chars: int = 10_000
     max_upload_bytes: int = 10 * 1024 * 1024
     require_services: bool = False
+    bot_enabled: bool = True
+    bot_channels: str = "web,line,sms"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Phone and SMS (Twilio). Hours are "HH:MM-HH:MM" on weekdays ("" = always open).
+    twilio_ivr_language: str = "ja"
+    twilio_say_voice: str = ""
+    twilio_business_hours: str = ""
+    twilio_business_days: str = "0,1,2,3,4"
+    twilio_timezone: str = "Asia/Tokyo"
+    twilio_queue: str = "support"
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: str | None = None
+    twilio_twiml_app_sid: str | None = None
+    # E-mail (IMAP polling, automatic acknowledgement, outbound charset).
+    imap_url: str | None = None  # imap[s]://user:password@host[:port]/MAILBOX
+    imap_poll_seconds: float = 60.0
+    imap_processed_folder: str | None = None  # move processed mail there (else flag it)
+    email_auto_ack: str | None = None  # text of the automatic acknowledgement; unset = none
+    email_charset: str = "utf-8"  # or iso-2022-jp for legacy Japanese mail clients
 
     @property
     def line_enabled(self) -> bool:

@@ -39,6 +39,7 @@ from hub.serialize import (
     iso,
     item_json,
 )
+from hub.text import clean_text
 
 TIMELINE_LIMIT = 1000
 
@@ -174,7 +175,7 @@ class Tickets:
                     channel: str | None = None, internal: bool = False,
                     sender_type: str = SenderType.AGENT,
                     data: dict[str, Any] | None = None) -> TimelineItem:
-        text = text.strip()
+        text = clean_text(text).strip()
         if not text:
             raise TicketError("empty_text", "text must not be empty", 400)
         async with self._sessions() as session, session.begin():

@@ -91,7 +91,8 @@ async def _truncate(url: str) -> None:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
-                    data_dir=str(tmp_path / "data"), public_url="http://127.0.0.1:8000")
+                    data_dir=str(tmp_path / "data"), public_url="http://127.0.0.1:8000",
+                    bot_enabled=False)
 
 
 @pytest.fixture

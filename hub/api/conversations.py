@@ -27,6 +27,7 @@ class ConversationPatch(msgspec.Struct):
     status: str | msgspec.UnsetType = msgspec.UNSET
     assignee_id: int | msgspec.UnsetType | None = msgspec.UNSET
     tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    handoff: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class LinkBody(msgspec.Struct):
@@ -74,6 +75,11 @@ class ConversationController(Controller):
                      request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
         changes = {field: getattr(data, field) for field in data.__struct_fields__
                    if getattr(data, field) is not msgspec.UNSET}
+        if changes.pop("handoff", None) == "bot":
+            assistant = services.extras.get("assistant")
+            if assistant is None:
+                raise TicketError("bot_disabled", "the bot is switched off", 422)
+            await assistant.hand_back(conversation_id)
         return await services.tickets.update(conversation_id, agent_id=request.user.id,
                                              changes=changes)
 

@@ -153,3 +153,12 @@ async def test_bad_identity_is_refused_and_changes_nothing(services: Services) -
         await services.ingestor.ingest(replace(web("x"), identity_kind="email",
                                                identity_value="not-an-address"))
     assert await count(services, Customer) == 0
+
+
+async def test_control_characters_are_dropped_and_neighbours_unharmed(services: Services) -> None:
+    dirty, clean = await asyncio.gather(
+        services.ingestor.ingest(web("visitor-a", "nul\x00 and bell\x07 gone\n",
+                                     display_name="A\x00")),
+        services.ingestor.ingest(web("visitor-b", "fine")))
+    assert dirty.item.text == "nul and bell gone\n" and dirty.customer.display_name == "A"
+    assert clean.item.text == "fine"

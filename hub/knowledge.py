@@ -1,0 +1,104 @@
+"""The knowledge base in the database: import from Markdown, export back, load for the bot.
+
+Markdown files with front matter are the source of truth for a shop's articles; importing
+stores each as a row (keyed by id + locale) and keeps every change as a version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.identity import audit
+from hub.models import Article, ArticleVersion, utcnow
+from kb.articles import Article as KbArticle
+from kb.articles import ArticleError, load_directory
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[ArticleError] = field(default_factory=list)
+
+
+def _row_values(article: KbArticle) -> dict[str, object]:
+    return {"title": article.title, "body": article.body, "questions": list(article.questions),
+            "products": list(article.products), "tags": list(article.tags)}
+
+
+async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
+                          actor_id: int | None = None,
+                          progress: Progress | None = None) -> ImportReport:
+    report = ImportReport()
+    existing = {(a.slug, a.locale): a for a in (await session.execute(select(Article))).scalars()}
+    for number, article in enumerate(articles, start=1):
+        values = _row_values(article)
+        row = existing.get((article.id, article.locale))
+        if row is None:
+            row = Article(slug=article.id, locale=article.locale, **values)  # type: ignore[arg-type]
+            session.add(row)
+            report.created += 1
+        elif any(getattr(row, key) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.version += 1
+            row.updated_at = utcnow()
+            report.updated += 1
+        else:
+            report.unchanged += 1
+            continue
+        row.updated_by = actor_id
+        await session.flush()
+        session.add(ArticleVersion(article_id=row.id, version=row.version, title=row.title,  # type: ignore[arg-type]
+                                   body=row.body, questions=row.questions,
+                                   published=row.published, updated_by=actor_id))
+        if progress:
+            progress(number, len(articles))
+    audit(session, "kb.import", "kb", None, actor_id, created=report.created,
+          updated=report.updated)
+    return report
+
+
+async def import_directory(session: AsyncSession, directory: Path,
+                           progress: Progress | None = None) -> ImportReport:
+    loaded = load_directory(directory)
+    report = await import_articles(session, loaded.articles, progress=progress)
+    report.errors = loaded.errors
+    return report
+
+
+async def published_articles(session: AsyncSession) -> list[KbArticle]:
+    rows = (await session.execute(select(Article).where(Article.published.is_(True))
+                                  .order_by(Article.id))).scalars()
+    return [KbArticle(id=row.slug, title=row.title, body=row.body, locale=row.locale,
+                      questions=tuple(row.questions), products=tuple(row.products),
+                      tags=tuple(row.tags)) for row in rows]
+
+
+def to_markdown(row: Article) -> str:
+    meta = {"id": row.slug, "title": row.title, "locale": row.locale,
+            "questions": row.questions, "products": row.products, "tags": row.tags,
+            "updated": row.updated_at.date().isoformat()}
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
+    return f"---\n{front}---\n\n{row.body.strip()}\n"
+
+
+async def export_directory(session: AsyncSession, directory: Path) -> int:
+    rows = (await session.execute(select(Article).order_by(Article.locale, Article.slug))).scalars()
+    count = 0
+    for row in rows:
+        folder = directory / row.locale
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{row.slug}.md").write_text(to_markdown(row), encoding="utf-8")
+        count += 1
+    audit(session, "kb.export", "kb", None, None, count=count)
+    return count
