@@ -44,6 +44,7 @@ from hub.assistant import Assistant
 from hub.events import EventBus
 from hub.files import FileStore
 from hub.ingest import Ingestor
+from hub.knowledge import KnowledgeCache
 from hub.outbox import Dispatcher
 from hub.security import Signer
 from hub.services import Services
@@ -85,6 +86,7 @@ def build_services(settings: Settings) -> Services:
         dispatcher=dispatcher,
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
         files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
+        knowledge=KnowledgeCache(sessions),
         adapters=adapters)
     _wire_channels(services)
     services.sio.register_namespace(

@@ -18,7 +18,6 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import events
-from hub.knowledge import published_articles
 from hub.models import (
     Conversation,
     Direction,
@@ -53,23 +52,9 @@ class Assistant:
         self.services = services
         self.channels = channels
         self.hours = hours
-        self._kb: KnowledgeBase | None = None
-        self._kb_lock = asyncio.Lock()
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self._tasks: set[asyncio.Task[None]] = set()
-
-    async def knowledge(self) -> KnowledgeBase:
-        async with self._kb_lock:
-            if self._kb is None:
-                async with self.services.sessions() as session:
-                    articles = await published_articles(session)
-                self._kb = await asyncio.to_thread(KnowledgeBase.from_articles, articles)
-            return self._kb
-
-    def invalidate(self) -> None:
-        """Articles changed: rebuild the index on next use."""
-        self._kb = None
 
     async def on_event(self, event: events.Event) -> None:
         payload = event.payload
@@ -93,7 +78,7 @@ class Assistant:
             lock = self._locks[conversation_id] = asyncio.Lock()
         try:
             async with lock:
-                knowledge = await self.knowledge()
+                knowledge = await self.services.knowledge.get()
                 action = await self._decide(conversation_id, payload, knowledge)
                 if action is not None and action.speaks:
                     await self._speak(conversation_id, action)

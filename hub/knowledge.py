@@ -6,18 +6,20 @@ stores each as a row (keyed by id + locale) and keeps every change as a version.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.identity import audit
 from hub.models import Article, ArticleVersion, utcnow
 from kb.articles import Article as KbArticle
 from kb.articles import ArticleError, load_directory
+from kb.index import KnowledgeBase
 
 Progress = Callable[[int, int], None]
 
@@ -102,3 +104,23 @@ async def export_directory(session: AsyncSession, directory: Path) -> int:
         count += 1
     audit(session, "kb.export", "kb", None, None, count=count)
     return count
+
+
+class KnowledgeCache:
+    """The published articles, indexed once and rebuilt after they change."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._kb: KnowledgeBase | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> KnowledgeBase:
+        async with self._lock:
+            if self._kb is None:
+                async with self._sessions() as session:
+                    articles = await published_articles(session)
+                self._kb = await asyncio.to_thread(KnowledgeBase.from_articles, articles)
+            return self._kb
+
+    def invalidate(self) -> None:
+        self._kb = None

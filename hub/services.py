@@ -12,6 +12,7 @@ from channels.base import ChannelAdapter
 from hub.events import EventBus
 from hub.files import FileStore
 from hub.ingest import Ingestor
+from hub.knowledge import KnowledgeCache
 from hub.outbox import Dispatcher
 from hub.security import Signer
 from hub.settings import Settings
@@ -30,5 +31,6 @@ class Services:
     dispatcher: Dispatcher
     tickets: Tickets
     files: FileStore
+    knowledge: KnowledgeCache
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)

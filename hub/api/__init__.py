@@ -9,6 +9,7 @@ from hub.api.auth import login, me
 from hub.api.catalog import list_products, list_stores
 from hub.api.conversations import ConversationController
 from hub.api.customers import CustomerController
+from hub.api.kb import KnowledgeController
 from hub.auth import AgentAuthMiddleware
 
 
@@ -16,6 +17,6 @@ def api_router() -> Router:
     return Router(
         path="/api",
         route_handlers=[login, me, ConversationController, CustomerController,
-                        list_products, list_stores],
+                        KnowledgeController, list_products, list_stores],
         middleware=[DefineMiddleware(AgentAuthMiddleware)],
     )

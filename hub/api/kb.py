@@ -1,0 +1,136 @@
+"""Knowledge base: bot retrieval with scores, and the supervisors' article editor."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy import select
+
+from hub.api.deps import ServicesDep
+from hub.auth import SUPERVISORS, require_role
+from hub.identity import audit
+from hub.knowledge import import_articles
+from hub.models import Agent, Article, ArticleVersion
+from hub.serialize import iso
+from kb.articles import Article as KbArticle
+from kb.articles import first_paragraph
+
+
+class ArticleBody(msgspec.Struct):
+    title: str
+    body: str
+    locale: str = "ja"
+    questions: list[str] = []
+    products: list[str] = []
+    tags: list[str] = []
+
+
+def article_json(row: Article, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row.slug, "title": row.title, "locale": row.locale, "published": row.published,
+        "version": row.version, "tags": row.tags, "products": row.products,
+        "answer": first_paragraph(row.body), "updated_at": iso(row.updated_at)}
+    if full:
+        data.update(body=row.body, questions=row.questions)
+    return data
+
+
+class KnowledgeController(Controller):
+    path = "/kb"
+    tags: ClassVar[list[str]] = ["knowledge base"]
+
+    @get("/search")
+    async def search(self, services: ServicesDep, q: FromQuery[str] = "",
+                     locale: FromQuery[str | None] = None,
+                     product: FromQuery[str | None] = None,
+                     limit: FromQuery[int] = 5) -> dict[str, Any]:
+        knowledge = await services.knowledge.get()
+        query = q[: services.settings.max_text_chars]
+        hits = knowledge.search(query, locale=locale, product=product, limit=max(1, min(limit, 20)))
+        decision = knowledge.decide(query, locale=locale, product=product)
+        return {
+            "items": [{"id": h.article_id, "title": h.title, "answer": h.short_answer,
+                       "score": h.score, "confidence": h.confidence, "locale": h.locale,
+                       "tags": list(h.tags), "products": list(h.products)} for h in hits],
+            "decision": {"answer": decision.answer.article_id if decision.answer else None,
+                         "confidence": decision.confidence, "reason": decision.reason,
+                         "threshold": knowledge.threshold}}
+
+    @get("/articles")
+    async def list_articles(self, services: ServicesDep,
+                            locale: FromQuery[str | None] = None) -> dict[str, Any]:
+        async with services.sessions() as session:
+            query = select(Article).order_by(Article.locale, Article.slug)
+            if locale:
+                query = query.where(Article.locale == locale)
+            rows = (await session.execute(query)).scalars().all()
+        return {"items": [article_json(row) for row in rows]}
+
+    @get("/articles/{slug:str}")
+    async def get_article(self, slug: FromPath[str], services: ServicesDep) -> dict[str, Any]:
+        return await _article_detail(services, slug)
+
+    @put("/articles/{slug:str}")
+    async def save_article(self, slug: FromPath[str], data: JSONBody[ArticleBody],
+                           request: Request[Agent, str, Any],
+                           services: ServicesDep) -> dict[str, Any]:
+        """Create or update an article (supervisors); every change is a new version."""
+        require_role(request.user, *SUPERVISORS)
+        article = KbArticle(id=slug, title=data.title.strip(), body=data.body, locale=data.locale,
+                            questions=tuple(data.questions), products=tuple(data.products),
+                            tags=tuple(data.tags))
+        async with services.sessions() as session, session.begin():
+            await import_articles(session, [article], actor_id=request.user.id)
+        services.knowledge.invalidate()
+        return await _article_detail(services, slug)
+
+    @post("/articles/{slug:str}/publish", status_code=200)
+    async def publish(self, slug: FromPath[str], request: Request[Agent, str, Any],
+                      services: ServicesDep) -> dict[str, Any]:
+        return await _set_published(slug, True, request.user, services)
+
+    @post("/articles/{slug:str}/unpublish", status_code=200)
+    async def unpublish(self, slug: FromPath[str], request: Request[Agent, str, Any],
+                        services: ServicesDep) -> dict[str, Any]:
+        return await _set_published(slug, False, request.user, services)
+
+
+async def _article(session: Any, slug: str) -> Article:
+    row = (await session.execute(select(Article).where(Article.slug == slug)
+                                 .limit(1))).scalar_one_or_none()
+    if row is None:
+        raise NotFoundException(f"article {slug} not found")
+    return row  # type: ignore[no-any-return]
+
+
+async def _article_detail(services: ServicesDep, slug: str) -> dict[str, Any]:
+    async with services.sessions() as session:
+        row = await _article(session, slug)
+        versions = (await session.execute(select(ArticleVersion).where(
+            ArticleVersion.article_id == row.id).order_by(ArticleVersion.version.desc())
+        )).scalars().all()
+    return {**article_json(row, full=True), "versions": [
+        {"version": v.version, "title": v.title, "body": v.body, "published": v.published,
+         "updated_by": v.updated_by, "created_at": iso(v.created_at)} for v in versions]}
+
+
+async def _set_published(slug: str, published: bool, agent: Agent,
+                         services: ServicesDep) -> dict[str, Any]:
+    require_role(agent, *SUPERVISORS)
+    async with services.sessions() as session, session.begin():
+        row = await _article(session, slug)
+        if row.published != published:
+            row.published = published
+            row.version += 1
+            session.add(ArticleVersion(article_id=row.id, version=row.version,  # type: ignore[arg-type]
+                                       title=row.title, body=row.body, questions=row.questions,
+                                       published=published, updated_by=agent.id))
+            audit(session, "kb.publish" if published else "kb.unpublish", "article", row.id,
+                  agent.id)
+        result = article_json(row)
+    services.knowledge.invalidate()
+    return result
