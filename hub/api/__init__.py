@@ -10,6 +10,7 @@ from hub.api.catalog import list_products, list_stores
 from hub.api.conversations import ConversationController
 from hub.api.customers import CustomerController
 from hub.api.kb import KnowledgeController
+from hub.api.metrics import get_metrics
 from hub.auth import AgentAuthMiddleware
 
 
@@ -17,6 +18,6 @@ def api_router() -> Router:
     return Router(
         path="/api",
         route_handlers=[login, me, ConversationController, CustomerController,
-                        KnowledgeController, list_products, list_stores],
+                        KnowledgeController, get_metrics, list_products, list_stores],
         middleware=[DefineMiddleware(AgentAuthMiddleware)],
     )
