@@ -34,7 +34,8 @@
     typingTimer: null,
     typingSentAt: 0,
     typingStopTimer: null,
-    readTimer: null
+    readTimer: null,
+    drafts: {}           // unsent reply text per conversation
   };
 
   // ---------------------------------------------------------------- helpers
@@ -116,7 +117,10 @@
     return Array.from(text)[0].toUpperCase();
   }
 
-  function hue(id) { return (Number(id) * 47) % 360; }
+  function hue(id) {
+    var n = Number(id);
+    return isFinite(n) ? (n * 47) % 360 : 210;
+  }
 
   var timeFmt = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit" });
   var dayFmt = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric" });
@@ -307,6 +311,7 @@
         el("span", { class: "row meta" }, [
           channels,
           c.status !== "open" ? el("span", { class: "pill st-" + c.status }, t("inbox.status." + c.status)) : null,
+          c.handoff === "waiting" ? el("span", { class: "pill waiting" }, t("inbox.waiting")) : null,
           c.assignee_id === ME ? el("span", { class: "mine" }, t("inbox.filter.mine")) : null,
           (c.tags || []).length ? el("span", { class: "tag-mini" }, "#" + c.tags.join(" #")) : null
         ])
@@ -327,7 +332,12 @@
   function openConversation(id, keepHash) {
     id = Number(id);
     if (!id) return;
-    if (state.openId !== id) stopTyping();
+    if (state.openId !== id) {
+      stopTyping();
+      if (state.openId) state.drafts[state.openId] = $("reply-text").value;
+      $("reply-text").value = state.drafts[id] || "";
+      showComposerError("");
+    }
     state.openId = id;
     state.itemIds = new Set();
     if (!keepHash && window.location.hash !== "#c" + id) {
@@ -353,6 +363,8 @@
   }
 
   function closeConversation() {
+    if (state.openId) state.drafts[state.openId] = $("reply-text").value;
+    stopTyping();
     state.openId = null;
     state.open = null;
     root.classList.remove("has-open");
@@ -606,6 +618,7 @@
     avatar.dataset.hue = String(hue(profile.id));
     applyAvatarHues(panel);
     $("cust-name").textContent = profile.display_name;
+    renderContext();
     var ids = $("cust-identities");
     clear(ids);
     (profile.identities || []).forEach(function (identity) {
@@ -634,6 +647,22 @@
     });
   }
 
+  /** The product and store the customer came from (QR code or widget), if any. */
+  function renderContext() {
+    var c = state.open || {};
+    var product = c.product, store = c.store;
+    $("cust-context").hidden = !product && !store;
+    var productBox = $("ctx-product");
+    clear(productBox);
+    if (product && typeof product === "object") {
+      append(productBox, [product.name || product.sku, " ",
+        el("span", { class: "sku" }, product.sku),
+        typeof product.price === "number" ? el("div", null, "¥" + product.price.toLocaleString("ja-JP")) : null]);
+    } else if (product) append(productBox, String(product));
+    else append(productBox, "—");
+    $("ctx-store").textContent = store ? String(store) : "—";
+  }
+
   // ---------------------------------------------------------------- actions
 
   function patchConversation(changes) {
@@ -641,7 +670,8 @@
     if (!id) return Promise.resolve();
     return api("PATCH", "/api/conversations/" + id, changes).then(function (summary) {
       if (state.openId === id && state.open) {
-        Object.assign(state.open, summary, { customer: state.open.customer, assignee: assigneeFor(summary) });
+        Object.assign(state.open, summary, { customer: state.open.customer, product: state.open.product,
+          reply_channels: state.open.reply_channels, assignee: assigneeFor(summary) });
         renderHeader();
       }
       upsertSummary(summary);
@@ -696,6 +726,7 @@
     api("POST", "/api/conversations/" + id + "/messages", body).then(function (item) {
       if (state.openId === id) {
         if (box.value.trim() === text) box.value = "";
+        delete state.drafts[id];
         item.conversation_id = id;
         appendItem(item, true);
         scrollTimeline(true);
@@ -759,8 +790,11 @@
     socket.io.on("reconnect_attempt", function () { setConn("connecting"); });
     socket.on("connect_error", function (error) {
       setConn("offline");
-      if (error && error.data && error.data.code === "unauthorized") {
+      var code = error && error.data && error.data.code;
+      if (code === "unauthorized" || /\bunauthorized\b/.test(String((error && error.message) || ""))) {
         toast(t("conn.expired"));
+      } else if (!socket.active) {
+        setTimeout(function () { socket.connect(); }, 5000);
       }
     });
     socket.on("conversation.updated", function (summary) {

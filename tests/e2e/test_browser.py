@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -35,7 +39,7 @@ if not CHROMIUM.exists():
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.e2e
-expect.set_options(timeout=10_000)
+expect.set_options(timeout=15_000)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -70,7 +74,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
                 pytest.fail(f"omohub demo exited with {process.returncode}:\n"
@@ -81,7 +85,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("omohub demo did not answer /healthz within 30 s:\n"
+                pytest.fail("omohub demo did not answer /healthz within 60 s:\n"
                             f"{log_path.read_text(errors='replace')}")
             time.sleep(0.1)
         yield url
@@ -135,6 +139,17 @@ def _send(page: Page, text: str) -> None:
     expect(page.locator(".msg.out:not(.pending)", has_text=text)).to_have_count(1)
 
 
+def _png(width: int = 48, height: int = 32, rgb: tuple[int, int, int] = (80, 160, 90)) -> bytes:
+    """A small, valid PNG (the hub checks the bytes, not just the name)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
 def _mark_no_reload(page: Page) -> None:
     page.evaluate("window.__e2eSamePage = true")
 
@@ -182,6 +197,12 @@ def test_chat_reaches_inbox_live_and_reply_reaches_customer(
     # the customer sees the reply live
     expect(customer.locator(".msg.in", has_text=answer)).to_be_visible()
 
+    # the customer sends a photo; the agent sees it in the timeline
+    customer.set_input_files("#file", files=[
+        {"name": "shelf.png", "mimeType": "image/png", "buffer": _png()}])
+    expect(customer.locator(".msg.out img.attachment")).to_have_count(1)
+    expect(agent.locator("#timeline .msg.in .attachments img")).to_have_count(1)
+
     # an internal note stays with the agents
     agent.click("#composer button[data-mode=note]")
     agent.fill("#reply-text", "Checked stock with the Shibuya store by phone.")
@@ -198,10 +219,12 @@ def test_chat_reaches_inbox_live_and_reply_reaches_customer(
     expect(customer.locator("#status")).to_have_attribute("data-state", "online")
     expect(customer.locator(".msg.out", has_text=question)).to_have_count(1)
     expect(customer.locator(".msg.in", has_text=answer)).to_have_count(1)
+    expect(customer.locator(".msg.out img.attachment")).to_have_count(1)
     expect(customer.locator("#messages")).not_to_contain_text("Checked stock")
     assert customer.evaluate("localStorage.getItem('omohub.visitor_token')")
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
+    agent.locator("#reply-text").blur()
     agent.mouse.move(0, 0)
     agent.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size < 300_000
@@ -219,13 +242,13 @@ def test_customer_markup_is_shown_as_text_and_runs_nothing(
     row = agent.locator(".conv-item", has_text=XSS)
     expect(row.locator(".preview")).to_have_text(XSS)
     row.click()
-    expect(agent.locator("#timeline .msg.in .text").last).to_have_text(XSS)
-    expect(customer.locator(".msg.out .text").last).to_have_text(XSS)
+    expect(agent.locator("#timeline .msg.in .text", has_text=XSS)).to_have_text(XSS)
+    expect(customer.locator(".msg.out .text", has_text=XSS)).to_have_text(XSS)
 
     # the agent answers with the same string: the customer's page must not run it either
     agent.fill("#reply-text", XSS)
     agent.press("#reply-text", "Enter")
-    expect(customer.locator(".msg.in .text").last).to_have_text(XSS)
+    expect(customer.locator(".msg.in .text", has_text=XSS)).to_have_text(XSS)
 
     for page in (agent, customer):
         assert page.locator("img[src='x']").count() == 0
@@ -247,3 +270,44 @@ def test_forged_visitor_token_starts_fresh(browser: Browser, hub_url: str) -> No
                            "(localStorage.getItem('omohub.visitor_token'))")
     _send(page, "hello after a forged token")
     context.close()
+
+
+def test_widget_adds_a_launcher_that_opens_the_chat(browser: Browser, hub_url: str) -> None:
+    """One script tag on another site (another origin): a launcher, and an iframe of
+    <hub>/chat. The shop is a second loopback server: Chrome's Private Network Access
+    would block a public test origin from loading a loopback script."""
+    html = (f'<!doctype html><html lang="en"><body><h1>A shop</h1>'
+            f'<script src="{hub_url}/widget.js" async data-product="OMO-TEA-001" '
+            f'data-store="shibuya" data-locale="en"></script></body></html>').encode()
+
+    class Shop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    shop = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    threading.Thread(target=shop.serve_forever, daemon=True).start()
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(f"http://localhost:{shop.server_address[1]}/")
+    launcher = page.locator("button[data-omohub=launcher]")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    src = page.locator("[data-omohub=panel] iframe").get_attribute("src") or ""
+    assert src.startswith(f"{hub_url}/chat?") and "product=OMO-TEA-001" in src
+    chat = page.frame_locator("[data-omohub=panel] iframe")
+    expect(chat.locator(".product-name")).to_have_text("Shizuoka sencha 100 g")
+    expect(chat.locator("#status")).to_have_attribute("data-state", "online")
+    chat.locator("#close").click()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    assert page.evaluate("Object.keys(window).filter(k => k.toLowerCase().includes('omohub'))") \
+        == ["OmohubWidget"]
+    context.close()
+    shop.shutdown()

@@ -67,7 +67,7 @@ def two_hubs(tmp_path: Path) -> Iterator[tuple[str, str]]:
            "OMOHUB_REDIS_URL": "redis://127.0.0.1:6379/0",
            "OMOHUB_REDIS_CHANNEL": f"omohub-test-{name}",
            "OMOHUB_SECRET_KEY": "scale-out-test-secret-" + "k" * 20,
-           "OMOHUB_DATA_DIR": str(tmp_path)}
+           "OMOHUB_DATA_DIR": str(tmp_path), "OMOHUB_BOT_ENABLED": "0"}
     omohub = [sys.executable, "-m", "hub.cli"]
     subprocess.run([*omohub, "create-agent", "--email", "agent@example.com",
                     "--password", "agent-password"], env=env, check=True, capture_output=True)
