@@ -25,7 +25,8 @@ STATIC = Path(__file__).parent / "static"
 @get("/chat", include_in_schema=False)
 async def chat_page(request: Request[Any, Any, Any], services: ServicesDep,
                     product: FromQuery[str | None] = None,
-                    store: FromQuery[str | None] = None) -> Template:
+                    store: FromQuery[str | None] = None,
+                    link: FromQuery[str | None] = None) -> Template:
     locale = pick_locale(request)
     product_row = store_row = None
     async with services.sessions() as session:
@@ -33,8 +34,11 @@ async def chat_page(request: Request[Any, Any, Any], services: ServicesDep,
             product_row = await session.get(Product, product)
         if clean_context(store):
             store_row = await session.get(Store, store)
+    settings = services.settings
     context = {"locale": locale, "product": product_row, "store": store_row,
-               "line_enabled": services.settings.line_enabled}
+               "link": link if link and link.isdigit() and len(link) == 6 else None,
+               "line_enabled": settings.line_enabled and bool(settings.line_basic_id),
+               "phone_enabled": settings.twilio_enabled and bool(settings.twilio_phone_number)}
     response = Template(template_name="chat.html", context=context)
     return secure_headers(response, embeddable=True)  # type: ignore[return-value]
 

@@ -20,6 +20,7 @@
   var LOCALE = root.dataset.locale || "ja";
   var PRODUCT = root.dataset.product || "";
   var STORE = root.dataset.store || "";
+  var LINK = root.dataset.link || "";   // a one-time code from "continue in another browser"
 
   var list = byId("messages");
   var form = byId("composer");
@@ -354,6 +355,7 @@
         var auth = { locale: LOCALE };
         var token = getToken();
         if (token) auth.visitor_token = token;
+        else if (LINK) auth.link = LINK;
         if (PRODUCT) auth.product = PRODUCT;
         if (STORE) auth.store = STORE;
         cb(auth);
@@ -380,6 +382,12 @@
     socket.on("session", function (data) {
       if (!data) return;
       if (typeof data.visitor_token === "string" && data.visitor_token) setToken(data.visitor_token);
+      if (LINK) {  // the code is single-use: never present it again
+        LINK = "";
+        if (window.history && window.history.replaceState) {
+          window.history.replaceState(null, "", window.location.pathname);
+        }
+      }
       if (data.conversation_id) conversationId = data.conversation_id;
     });
     socket.on("history", function (data) {
@@ -432,6 +440,40 @@
   input.addEventListener("input", onInput);
   byId("attach").addEventListener("click", function () { fileInput.click(); });
   fileInput.addEventListener("change", function () { upload(fileInput.files && fileInput.files[0]); });
+
+  // "Continue on LINE / by phone": a one-time code, a deep link and a QR for the PC screen.
+  function showHandover(target, reply) {
+    var box = byId("handover");
+    box.querySelector(".handover-hint").textContent = t("chat.handover_" + target);
+    var qr = box.querySelector(".handover-qr");
+    qr.hidden = target !== "line";
+    if (target === "line") {
+      qr.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(String(reply.qr_svg || ""));
+    }
+    var link = box.querySelector(".handover-link");
+    link.textContent = target === "line" ? t("chat.open_line") : t("chat.call_now");
+    var url = String(reply.url || "");
+    link.href = (target === "phone" && /^tel:\+?[0-9]+$/.test(url)) ? url : (safeUrl(url) || "#");
+    box.querySelector(".handover-code").textContent = t("chat.your_code") + " " + String(reply.code || "");
+    box.hidden = false;
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("button.continue"), function (button) {
+    button.addEventListener("click", function () {
+      if (!socket) return;
+      var target = button.dataset.target;
+      socket.timeout(ACK_TIMEOUT).emit("link", { target: target }, function (err, reply) {
+        if (err || !reply || !reply.ok) {
+          var code = reply && reply.error && reply.error.code;
+          showError(code === "no_conversation" ? t("chat.say_something_first") : t("chat.error"));
+          return;
+        }
+        showHandover(target, reply);
+      });
+    });
+  });
+  byId("handover").querySelector(".handover-close").addEventListener("click", function () {
+    byId("handover").hidden = true;
+  });
 
   // Inside the /widget.js iframe: a close button that asks the host page to close us.
   if (window.parent && window.parent !== window) {
