@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from hub.app import create_app
 
     db.migrate(settings.database_url)
+    if "OMOHUB_PUBLIC_URL" not in os.environ and settings.public_url == Settings.public_url:
+        # Links, QR codes and Twilio signatures must name where we really listen.
+        settings = settings.with_changes(public_url=f"http://{host}:{port}")
     app = create_app(settings)
     print(f"omohub listening on http://{host}:{port}  (public URL {settings.public_url})",
           flush=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import db
 from hub.identity import normalize_email
@@ -82,7 +83,7 @@ async def seed(settings: Settings) -> bool:
         await engine.dispose()
 
 
-async def _seed_customers(session: object) -> None:
+async def _seed_customers(session: AsyncSession) -> None:
     now = utcnow()
     stories = [
         ("山田 花子", [("web", "demo-visitor-hanako"), ("line", "U" + "a" * 32)], [
@@ -100,25 +101,25 @@ async def _seed_customers(session: object) -> None:
     ]
     for name, identities, messages in stories:
         customer = Customer(display_name=name)
-        session.add(customer)  # type: ignore[attr-defined]
-        await session.flush()  # type: ignore[attr-defined]
+        session.add(customer)
+        await session.flush()
         for kind, value in identities:
-            session.add(Identity(customer_id=customer.id, kind=kind, value=value,  # type: ignore[attr-defined]
+            session.add(Identity(customer_id=customer.id, kind=kind, value=value,
                                  verified=kind != "web"))
         conversation = Conversation(customer_id=customer.id, channels=sorted(
             {m[0] for m in messages}), last_channel=messages[-1][0], unread_count=1)
-        session.add(conversation)  # type: ignore[attr-defined]
-        await session.flush()  # type: ignore[attr-defined]
+        session.add(conversation)
+        await session.flush()
         previous = None
         for channel, sender, text, minutes_ago in messages:
             at = now - timedelta(minutes=minutes_ago)
             if previous and previous != channel:
-                session.add(TimelineItem(  # type: ignore[attr-defined]
+                session.add(TimelineItem(
                     conversation_id=conversation.id, kind=ItemKind.SYSTEM, channel=channel,
                     direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM,
                     data={"event": "channel_switched", "from": previous, "to": channel},
                     created_at=at - timedelta(seconds=1)))
-            session.add(TimelineItem(  # type: ignore[attr-defined]
+            session.add(TimelineItem(
                 conversation_id=conversation.id, channel=channel, created_at=at, text=text,
                 kind=ItemKind.CALL if channel == "phone" else ItemKind.MESSAGE,
                 direction=Direction.INBOUND if sender == "customer" else Direction.OUTBOUND,

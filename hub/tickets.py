@@ -30,7 +30,7 @@ from hub.models import (
     TimelineItem,
     utcnow,
 )
-from hub.outbox import enqueue, recipient_for
+from hub.outbox import CHANNEL_IDENTITY, enqueue, recipient_for
 from hub.serialize import (
     conversation_summary,
     customer_brief,
@@ -164,8 +164,6 @@ class Tickets:
             return list(rows.scalars())
 
     def _reply_channels(self, identities: Collection[Identity]) -> set[str]:
-        from hub.outbox import CHANNEL_IDENTITY
-
         kinds = {i.kind for i in identities}
         return {ch for ch in self._enabled() if CHANNEL_IDENTITY.get(ch, ch) in kinds}
 
