@@ -232,3 +232,15 @@ async def _ids(session: AsyncSession, query: Any) -> list[int]:
 def preview(text: str, limit: int = 140) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+async def set_reachable(session: AsyncSession, kind: str, value: str,
+                        reachable: bool) -> Identity | None:
+    """Mark an identity (un)reachable, e.g. a LINE user who blocked or re-added the
+    account; None when we never saw it. Ingesting a message from it marks it reachable."""
+    identity = await find_identity(session, kind, value)
+    if identity is not None and identity.reachable != reachable:
+        identity.reachable = reachable
+        audit(session, "identity.reachable" if reachable else "identity.unreachable",
+              "customer", identity.customer_id, actor_type="channel", kind=kind)
+    return identity

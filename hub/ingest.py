@@ -11,13 +11,17 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import instance_state
 
 from channels.base import Inbound
 from hub import events
@@ -34,6 +38,7 @@ from hub.models import (
     utcnow,
 )
 from hub.serialize import conversation_summary, item_json
+from hub.text import clean_text
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
@@ -74,6 +79,84 @@ def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
                  for name, f in fields.items() if name != "id")
 
 
+def _detached(model: type[Any], values: dict[str, Any]) -> Any:
+    """A detached ORM instance holding ``values`` (a whole row, id included), as a session
+    leaves its objects after commit, built without the cost of ``__init__`` or a load."""
+    mapper = _mapper(model)
+    instance = mapper.class_manager.new_instance()
+    instance.__dict__.update(values)
+    # what make_transient_to_detached() does for a fully loaded row, for a tenth of the cost
+    instance_state(instance).key = mapper.identity_key_from_primary_key((values["id"],))
+    return instance
+
+
+@functools.cache
+def _mapper(model: type[Any]) -> Any:
+    configure_mappers()
+    return sa_inspect(model)
+
+
+# The batch's statements, built once: a statement is costly to build and to key for the
+# compiled cache, and a batch of one message pays that as much as a batch of 256.
+
+
+@functools.cache
+def _duplicates_query() -> Any:
+    items = TimelineItem.__table__  # type: ignore[attr-defined]
+    return select(items).where(tuple_(items.c.channel, items.c.external_id).in_(
+        bindparam("keys", expanding=True)))
+
+
+@functools.cache
+def _senders_query() -> Any:
+    """Known identities, their customers and the tickets a message may join, in one
+    SELECT: identity ⋈ customer ⟕ live or recently resolved conversation."""
+    identity = Identity.__table__  # type: ignore[attr-defined]
+    customer = Customer.__table__  # type: ignore[attr-defined]
+    ticket = Conversation.__table__  # type: ignore[attr-defined]
+    joins = identity.join(customer, customer.c.id == identity.c.customer_id).outerjoin(
+        ticket, and_(ticket.c.customer_id == customer.c.id, ticket.c.merged_into_id.is_(None),
+                     (ticket.c.status != Status.RESOLVED)
+                     | (ticket.c.resolved_at > bindparam("reopen_cutoff"))))
+    return (select(identity, customer, ticket).select_from(joins)
+            .where(tuple_(identity.c.kind, identity.c.value).in_(
+                bindparam("keys", expanding=True)))
+            .order_by(ticket.c.last_activity_at))
+
+
+@functools.cache
+def _new_items_query() -> Any:
+    """SQLite: the items INSERT that skips (channel, external_id) already stored."""
+    items = TimelineItem.__table__  # type: ignore[attr-defined]
+    return (sqlite_insert(items).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(items.c.id))
+
+
+class _StoredBefore(Exception):
+    """Some message of the batch was stored before: the batch is redone, looking first."""
+
+
+@functools.cache
+def _conversation_query() -> Any:
+    ticket = Conversation.__table__  # type: ignore[attr-defined]
+    return select(ticket).where(ticket.c.id == bindparam("id"))
+
+
+@functools.cache
+def _insert_query(model: type[Any], sqlite: bool) -> Any:
+    table = model.__table__  # type: ignore[attr-defined]
+    if sqlite:
+        return insert(table).returning(table.c.id)
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+@functools.cache
+def _update_query(model: type[Any], names: tuple[str, ...]) -> Any:
+    table = model.__table__  # type: ignore[attr-defined]
+    return update(table).where(table.c.id == bindparam("_id")).values(
+        {name: bindparam(f"_{name}") for name in names})
+
+
 @dataclass
 class _Plan:
     """What one inbound turns into; filled in over the batch's passes."""
@@ -90,12 +173,17 @@ class _Plan:
 
 
 class _Batch:
-    """One transaction's worth of inbound items, resolved with a handful of queries.
+    """One transaction's worth of inbound items: a handful of statements per batch, never
+    one per message.
 
-    Every write is one statement per table and batch (bulk INSERT … RETURNING, and the
-    unit of work's executemany UPDATE at commit), never one per message."""
+    Rows are read and written with SQLAlchemy Core (one SELECT per table, one multi-row
+    INSERT … RETURNING per table, one executemany UPDATE per table and set of changed
+    columns); the results carry detached ORM instances, as the unit of work would have left
+    them after the commit. Like the unit of work, an UPDATE writes only the columns whose
+    value changed."""
 
-    def __init__(self, session: AsyncSession, now: datetime, reopen_window: timedelta) -> None:
+    def __init__(self, session: AsyncSession, now: datetime, reopen_window: timedelta,
+                 look_for_stored: bool = True) -> None:
         self.session = session
         self.now = now
         self.reopen_cutoff = now - reopen_window
@@ -103,56 +191,106 @@ class _Batch:
         self.customers: dict[int, Customer] = {}
         self.conversations: dict[int, Conversation] = {}
         self.seen: dict[tuple[str, str], TimelineItem] = {}
+        self.changes: dict[tuple[type[Any], int], dict[str, Any]] = {}
         bind = session.bind
         self.sqlite = bind is not None and bind.dialect.name == "sqlite"
+        # On SQLite a redelivery can be found by the INSERT itself (ON CONFLICT DO NOTHING
+        # returns fewer ids), which saves a SELECT per batch; the rare batch that holds one
+        # is rolled back and redone with the SELECT. Elsewhere, always look first.
+        self.look_for_stored = look_for_stored or not self.sqlite
 
     async def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
-        keys = [(i.identity_kind, i.identity_value) for i in inbounds]
-        await self._load_duplicates(inbounds)
-        await self._load_identities(set(keys))
+        if self.look_for_stored:
+            await self._load_duplicates(inbounds)
+        await self._load_senders({(i.identity_kind, i.identity_value) for i in inbounds})
         await self._create_missing_customers(inbounds)
-        await self._load_customers_and_tickets()
         plans = self._plan(inbounds)
         await self._open_tickets(plans)
-        with self.session.no_autoflush:  # conversations are written once, at commit
-            await self._store_items(plans)
+        await self._store_items(plans)
         for plan in plans:
             if plan.item is not None and plan.same_as is None and plan.duplicate is None:
-                plan.conversation.last_item_id = plan.item.id  # type: ignore[union-attr]
+                self._set(plan.conversation, "last_item_id", plan.item.id)
+        await self._write_changes()
         return [await self._result(plan) for plan in plans]
 
-    async def _insert(self, model: type[Any], rows: list[dict[str, Any]]) -> list[Any]:
-        """INSERT ``rows`` in one statement; the ORM objects come back in the rows' order.
+    # --- reading and writing rows ------------------------------------------------------
 
-        SQLite numbers a table's new rows in the order it inserts them and nobody else can
-        write inside our write transaction, so sorting RETURNING by id restores that order
-        (SQLAlchemy would otherwise fall back to one INSERT per row on SQLite)."""
+    async def _select(self, model: type[Any], statement: Any, **params: Any) -> list[Any]:
+        rows = (await self.session.execute(statement, params)).mappings().all()
+        return [_detached(model, dict(row)) for row in rows]
+
+    async def _insert(self, model: type[Any], rows: list[dict[str, Any]]) -> list[Any]:
+        """INSERT ``rows`` in one statement; their instances come back in the rows' order."""
         if not rows:
             return []
-        if not self.sqlite:
-            statement = insert(model).returning(model, sort_by_parameter_order=True)
-            return list((await self.session.scalars(statement, rows)).all())
-        objects = sorted((await self.session.scalars(insert(model).returning(model), rows)).all(),
-                         key=lambda o: o.id)
-        first = objects[0].id
-        if len(objects) != len(rows) or objects[-1].id - first != len(rows) - 1:
-            raise RuntimeError(f"{model.__name__} ids are not one ascending run")
-        return objects
+        table = model.__table__  # type: ignore[attr-defined]
+        skip_stored = model is TimelineItem and not self.look_for_stored
+        statement = _new_items_query() if skip_stored else _insert_query(model, self.sqlite)
+        result = await self.session.execute(statement, rows)
+        if self.sqlite:
+            ids = sorted(row[0] for row in result.all())
+            if skip_stored and len(ids) != len(rows):
+                raise _StoredBefore
+            # SQLite numbers new rows in the order it inserts them, and nothing else can
+            # write inside our write transaction, so ascending ids are the rows' order
+            # (RETURNING itself promises no order, which is why SQLAlchemy would otherwise
+            # send one INSERT per row to SQLite).
+            if len(ids) != len(rows) or ids[-1] - ids[0] != len(ids) - 1:
+                raise RuntimeError(f"new {table.name} ids are not one ascending run")
+        else:
+            ids = [row[0] for row in result.all()]
+        return [_detached(model, {**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
+
+    def _set(self, instance: Any, name: str, value: Any) -> None:
+        """Change one column of a row read or written in this batch; written at the end."""
+        if instance.__dict__.get(name) == value:
+            return
+        instance.__dict__[name] = value
+        self.changes.setdefault((type(instance), instance.id), {})[name] = value
+
+    async def _write_changes(self) -> None:
+        groups: dict[tuple[type[Any], tuple[str, ...]], list[dict[str, Any]]] = {}
+        for (model, id_), values in self.changes.items():
+            groups.setdefault((model, tuple(sorted(values))), []).append(
+                {"_id": id_, **{f"_{k}": v for k, v in values.items()}})
+        for (model, names), params in groups.items():
+            await self.session.execute(_update_query(model, names), params)
+
+    # --- the passes --------------------------------------------------------------------
 
     async def _load_duplicates(self, inbounds: list[Inbound]) -> None:
         keyed = {(i.channel, i.external_id) for i in inbounds if i.external_id}
         if not keyed:
             return
-        rows = await self.session.execute(select(TimelineItem).where(
-            tuple_(TimelineItem.channel, TimelineItem.external_id).in_(list(keyed))))
-        for item in rows.scalars():
+        for item in await self._select(TimelineItem, _duplicates_query(), keys=list(keyed)):
             self.seen[(item.channel, item.external_id or "")] = item
 
-    async def _load_identities(self, keys: set[tuple[str, str]]) -> None:
+    async def _load_senders(self, keys: set[tuple[str, str]]) -> None:
+        """Known identities, their customers and the tickets a message may join."""
+        identity = Identity.__table__  # type: ignore[attr-defined]
+        customer = Customer.__table__  # type: ignore[attr-defined]
+        ticket = Conversation.__table__  # type: ignore[attr-defined]
+        names = [[c.name for c in table.c] for table in (identity, customer, ticket)]
+        cut1, cut2 = len(names[0]), len(names[0]) + len(names[1])
+        tickets: dict[int, Conversation] = {}
         rows = await self.session.execute(
-            select(Identity).where(tuple_(Identity.kind, Identity.value).in_(list(keys))))
-        for identity in rows.scalars():
-            self.identities[(identity.kind, identity.value)] = identity
+            _senders_query(), {"keys": list(keys), "reopen_cutoff": self.reopen_cutoff})
+        for row in rows.all():
+            identity_row = dict(zip(names[0], row[:cut1], strict=True))
+            customer_row = dict(zip(names[1], row[cut1:cut2], strict=True))
+            ticket_row = dict(zip(names[2], row[cut2:], strict=True))
+            key = (identity_row["kind"], identity_row["value"])
+            if key not in self.identities:
+                self.identities[key] = _detached(Identity, identity_row)
+            if customer_row["id"] not in self.customers:
+                self.customers[customer_row["id"]] = _detached(Customer, customer_row)
+            if ticket_row["id"] is not None and ticket_row["id"] not in tickets:
+                tickets[ticket_row["id"]] = _detached(Conversation, ticket_row)
+        for conversation in tickets.values():  # oldest activity first
+            current = self.conversations.get(conversation.customer_id)
+            if current is None or current.status == Status.RESOLVED or (
+                    conversation.status != Status.RESOLVED):
+                self.conversations[conversation.customer_id] = conversation
 
     async def _create_missing_customers(self, inbounds: list[Inbound]) -> None:
         customers: list[dict[str, Any]] = []
@@ -177,26 +315,6 @@ class _Batch:
             row["customer_id"] = customer.id
         for identity in await self._insert(Identity, identities):
             self.identities[(identity.kind, identity.value)] = identity
-
-    async def _load_customers_and_tickets(self) -> None:
-        customer_ids = {identity.customer_id for identity in self.identities.values()}
-        missing = customer_ids - set(self.customers)
-        if missing:
-            rows = await self.session.execute(select(Customer).where(Customer.id.in_(missing)))
-            self.customers.update({c.id: c for c in rows.scalars()})  # type: ignore[misc]
-        rows = await self.session.execute(
-            select(Conversation).where(
-                Conversation.customer_id.in_(customer_ids),
-                Conversation.merged_into_id.is_(None),
-                (Conversation.status != Status.RESOLVED)
-                | (Conversation.resolved_at > self.reopen_cutoff),
-            ).order_by(Conversation.last_activity_at)
-        )
-        for conversation in rows.scalars():
-            current = self.conversations.get(conversation.customer_id)
-            if current is None or current.status == Status.RESOLVED or (
-                    conversation.status != Status.RESOLVED):
-                self.conversations[conversation.customer_id] = conversation
 
     def _plan(self, inbounds: list[Inbound]) -> list[_Plan]:
         """In order: who sent it, is it a redelivery, does it open a ticket."""
@@ -262,8 +380,8 @@ class _Batch:
 
     async def _result(self, plan: _Plan) -> IngestResult:
         if plan.duplicate is not None:
-            conversation = await self.session.get(Conversation, plan.duplicate.conversation_id)
-            assert conversation is not None
+            [conversation] = await self._select(
+                Conversation, _conversation_query(), id=plan.duplicate.conversation_id)
             return IngestResult(plan.duplicate, conversation, plan.customer, created=False)
         if plan.same_as is not None:
             first = plan.same_as
@@ -280,28 +398,28 @@ class _Batch:
 
     def _refresh_identity(self, identity: Identity, customer: Customer, inbound: Inbound) -> None:
         if inbound.identity_verified and not identity.verified:
-            identity.verified = True
+            self._set(identity, "verified", True)
         if not identity.reachable:
-            identity.reachable = True
+            self._set(identity, "reachable", True)
         if inbound.display_name and customer.attributes.get("placeholder_name"):
-            customer.display_name = inbound.display_name.strip()[:200]
-            customer.attributes = {k: v for k, v in customer.attributes.items()
-                                   if k != "placeholder_name"}
+            self._set(customer, "display_name", inbound.display_name.strip()[:200])
+            self._set(customer, "attributes", {k: v for k, v in customer.attributes.items()
+                                               if k != "placeholder_name"})
 
     def _update_ticket(self, conversation: Conversation,
                        inbound: Inbound) -> list[dict[str, Any]]:
         """A message joins an existing ticket: reopen it, note a channel switch."""
         system_rows: list[dict[str, Any]] = []
         if conversation.status == Status.RESOLVED:
-            conversation.resolved_at = None
+            self._set(conversation, "resolved_at", None)
             system_rows.append(self._system(conversation, "reopened", inbound.channel))
         if conversation.last_channel != inbound.channel and conversation.channels:
             system_rows.append(self._system(conversation, "channel_switched", inbound.channel,
                                             **{"from": conversation.last_channel,
                                                "to": inbound.channel}))
         if inbound.product_sku:
-            conversation.product_sku = inbound.product_sku
-            conversation.store_id = inbound.store_id or conversation.store_id
+            self._set(conversation, "product_sku", inbound.product_sku)
+            self._set(conversation, "store_id", inbound.store_id or conversation.store_id)
         return system_rows
 
     def _system(self, conversation: Conversation, event: str, channel: str,
@@ -312,15 +430,17 @@ class _Batch:
                     data={"event": event, **data}, created_at=self.now)
 
     def _touch(self, conversation: Conversation, inbound: Inbound, created_at: datetime) -> None:
-        conversation.status = Status.OPEN
-        conversation.last_channel = inbound.channel
+        self._set(conversation, "status", Status.OPEN)
+        self._set(conversation, "last_channel", inbound.channel)
         if inbound.channel not in conversation.channels:
-            conversation.channels = [*conversation.channels, inbound.channel]
-        conversation.unread_count += 1
-        conversation.last_preview = preview(inbound.text) or _attachment_preview(inbound)
-        conversation.last_activity_at = max(conversation.last_activity_at, created_at)
+            self._set(conversation, "channels", [*conversation.channels, inbound.channel])
+        self._set(conversation, "unread_count", conversation.unread_count + 1)
+        self._set(conversation, "last_preview",
+                  preview(inbound.text) or _attachment_preview(inbound))
+        self._set(conversation, "last_activity_at",
+                  max(conversation.last_activity_at, created_at))
         if inbound.locale and not conversation.locale:
-            conversation.locale = inbound.locale
+            self._set(conversation, "locale", inbound.locale)
 
 
 def _attachment_preview(inbound: Inbound) -> str:
@@ -340,6 +460,7 @@ class Ingestor:
         self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[IngestResult]]] = (
             asyncio.Queue())
         self._worker: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
         inbound = _normalized(inbound)
@@ -354,26 +475,40 @@ class Ingestor:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._announcing is not None:  # what is committed is still announced
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._announcing
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._process(batch)
+            results = await self._store(batch)
+            # This batch's events and answers go out while the next batch is written; each
+            # announcement waits for the one before, so events keep the order of commits.
+            self._announcing = asyncio.create_task(
+                self._announce(self._announcing, batch, results), name="ingest-announce")
 
-    async def _process(self, batch: list[tuple[Inbound, asyncio.Future[IngestResult]]]) -> None:
+    async def _store(self, batch: list[tuple[Inbound, asyncio.Future[IngestResult]]],
+                     ) -> list[IngestResult | Exception]:
+        inbounds = [inbound for inbound, _ in batch]
+        results: list[IngestResult | Exception]
         try:
-            results = await self._commit([inbound for inbound, _ in batch])
-        except IntegrityError:
-            # Another process wrote one of these first: settle them one by one.
-            results = [await self._commit_one(inbound) for inbound, _ in batch]
+            results = list(await self._commit(inbounds))
         except Exception as exc:
-            log.exception("ingest batch failed")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            # A race with another process (IntegrityError) or one bad message: settle them
+            # one by one so nothing fails because of a neighbour.
+            log.warning("ingest batch of %d failed (%s); one by one", len(batch), exc)
+            results = [await self._commit_one(inbound) for inbound in inbounds]
+        return results
+
+    async def _announce(self, previous: asyncio.Task[None] | None,
+                        batch: list[tuple[Inbound, asyncio.Future[IngestResult]]],
+                        results: list[IngestResult | Exception]) -> None:
+        if previous is not None and not previous.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await previous
         for result in results:
             if isinstance(result, IngestResult) and result.created:
                 await self._publish(result)
@@ -386,8 +521,13 @@ class Ingestor:
                 future.set_result(result)
 
     async def _commit(self, inbounds: list[Inbound]) -> list[IngestResult]:
-        async with self._sessions() as session, session.begin():
-            return await _Batch(session, utcnow(), self._reopen_window).run(inbounds)
+        try:
+            async with self._sessions() as session, session.begin():
+                return await _Batch(session, utcnow(), self._reopen_window,
+                                    look_for_stored=False).run(inbounds)
+        except _StoredBefore:  # rolled back; redo it, finding the redeliveries first
+            async with self._sessions() as session, session.begin():
+                return await _Batch(session, utcnow(), self._reopen_window).run(inbounds)
 
     async def _commit_one(self, inbound: Inbound) -> IngestResult | Exception:
         for _attempt in range(3):
@@ -395,6 +535,9 @@ class Ingestor:
                 return (await self._commit([inbound]))[0]
             except IntegrityError as exc:
                 error: Exception = exc
+            except Exception as exc:
+                log.exception("ingest failed for one message")
+                return exc
         return error
 
     async def _publish(self, result: IngestResult) -> None:
@@ -409,7 +552,12 @@ class Ingestor:
 
 
 def _normalized(inbound: Inbound) -> Inbound:
-    from dataclasses import replace
+    value = _normalize_identity(inbound.identity_kind, inbound.identity_value)
+    name = clean_text(inbound.display_name) if inbound.display_name else inbound.display_name
+    return replace(inbound, identity_value=value, text=clean_text(inbound.text),
+                   display_name=name)
 
-    value = normalize_identity(inbound.identity_kind, inbound.identity_value)
-    return inbound if value == inbound.identity_value else replace(inbound, identity_value=value)
+
+# A pure function on every message's path: remember recent answers. Refusals
+# (InvalidIdentity) are not cached, so they are raised again every time.
+_normalize_identity = functools.lru_cache(maxsize=65536)(normalize_identity)

@@ -25,14 +25,18 @@ else
   exit 1
 fi
 
-browser_missing() {
-  ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-ipafont-gothic >/dev/null 2>&1
+# Test-only system packages from Debian: Chromium for the browser tests (the IPA font draws
+# Japanese in screenshots) and Dovecot, a real IMAP server for the e-mail poller's tests.
+DEBIAN_TEST_PACKAGES="chromium fonts-ipafont-gothic dovecot-imapd"
+missing_packages() {
+  for package in $DEBIAN_TEST_PACKAGES; do
+    dpkg -s "$package" >/dev/null 2>&1 || echo "$package"
+  done
 }
-# Browser tests drive Debian's Chromium; the IPA font draws Japanese in screenshots.
-if [ "${1:-}" = "--test" ] && browser_missing; then
-  if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic
-  fi
+if [ "${1:-}" = "--test" ] && [ -n "$(missing_packages)" ]; then
+  SUDO=""
+  [ "$(id -u)" = "0" ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2046
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(missing_packages)
 fi

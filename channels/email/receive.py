@@ -1,0 +1,236 @@
+"""One raw message in, one outcome out — the same path for SMTP, the webhook and IMAP.
+
+parse → our own mail coming back? (dropped) → a bounce of ours? (status) → duplicate? →
+store raw + attachments → threading hint → ingest (committed) → maybe acknowledge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.base import Attachment, Inbound, StatusUpdate
+from channels.email.loops import OwnIds, ack_allowed, automatic_reason, is_own_mail
+from channels.email.parse import ParsedMail, parse_message, synthetic_message_id
+from hub.files import FileStore
+from hub.identity import InvalidIdentity, find_identity, normalize_email
+from hub.models import Conversation, SenderType, TimelineItem, utcnow
+from hub.services import Services
+from hub.status import apply_status
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MAX_ATTACHMENTS = 50
+MAX_ADDRESS = 320
+UNKNOWN_SENDER = "unknown-sender@omohub.invalid"
+_SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
+_DAEMON_LOCALS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
+_SMTP_REASON = re.compile(r"^.*\b([45]\d\d[ \-]|[45]\.\d{1,3}\.\d{1,3}\b).*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one raw message."""
+
+    outcome: str  # stored, duplicate, bounce, ignored
+    message_id: str
+    item_id: int | None = None
+    conversation_id: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "message_id": self.message_id,
+                "item_id": self.item_id, "conversation_id": self.conversation_id,
+                "reason": self.reason}
+
+
+def external_id_for(mail: ParsedMail, raw: bytes) -> str:
+    message_id = mail.message_id
+    if not message_id or len(message_id) > 250:
+        return synthetic_message_id(raw)
+    return message_id
+
+
+def sender_identity(mail: ParsedMail, envelope_sender: str | None) -> tuple[str, list[str]]:
+    """The customer's address: the header From; the envelope only when From is missing."""
+    for candidate, flag in ((mail.from_address, None), (envelope_sender, "sender_from_envelope")):
+        if not candidate:
+            continue
+        try:
+            address = normalize_email(candidate)
+        except InvalidIdentity:
+            continue
+        if len(address) <= MAX_ADDRESS:  # the identity column's width
+            return address, [flag] if flag else []
+    return UNKNOWN_SENDER, ["unknown_sender"]
+
+
+def bounce_reason(mail: ParsedMail) -> str:
+    failed = [r for r in mail.reports if r.failed]
+    if failed:
+        return failed[0].reason()
+    match = _SMTP_REASON.search(mail.full_text)
+    return (match.group(0).strip() if match else mail.subject or "delivery failed")[:480]
+
+
+def _looks_like_bounce(mail: ParsedMail) -> bool:
+    local = (mail.from_address or "").rpartition("@")[0].lower()
+    return bool(mail.reports) or local in _DAEMON_LOCALS or mail.from_address is None
+
+
+class MailReceiver:
+    def __init__(self, services: Services, own: OwnIds, support_addresses: list[str]) -> None:
+        self.services = services
+        self.own = own
+        self.support_addresses = support_addresses
+        self._ack_lock = asyncio.Lock()
+
+    async def receive(self, raw: bytes, envelope_sender: str | None = None) -> Received:
+        mail = await self._parse(raw)
+        message_id = external_id_for(mail, raw)
+        if is_own_mail(mail, self.own, self.support_addresses):
+            log.info("ignored our own mail coming back: %s", message_id)
+            return Received("ignored", message_id, reason="own mail")
+        if _looks_like_bounce(mail):
+            bounced = await self._apply_bounce(mail, raw, message_id)
+            if bounced is not None:
+                return bounced
+        sender, sender_flags = sender_identity(mail, envelope_sender)
+        async with self.services.sessions() as session:  # one read-only look-up for both
+            existing = await _existing(session, message_id)
+            if existing is not None:
+                return Received("duplicate", message_id, existing.id, existing.conversation_id)
+            hint, refused = await self.thread_hint(session, mail, sender)
+        for flag in sender_flags:
+            mail.flag(flag)
+        return await self._store(mail, raw, message_id, sender, (hint, refused))
+
+    async def _parse(self, raw: bytes) -> ParsedMail:
+        if len(raw) > 256 * 1024:
+            return await asyncio.to_thread(parse_message, raw)
+        return parse_message(raw)
+
+    async def _apply_bounce(self, mail: ParsedMail, raw: bytes,
+                            message_id: str) -> Received | None:
+        ours = [i for i in mail.original_ids if self.own.item_of(i) is not None]
+        ours = list(dict.fromkeys([*ours, *self.own.find_in(raw)]))
+        if not ours:
+            return None
+        if mail.reports and not any(r.failed for r in mail.reports):
+            return Received("ignored", message_id, reason="delivery report: not a failure")
+        reason = bounce_reason(mail)
+        for original in ours:
+            await apply_status(self.services.sessions, self.services.bus,
+                               StatusUpdate("email", original, "failed", reason))
+        return Received("bounce", message_id, reason=reason)
+
+    async def _store(self, mail: ParsedMail, raw: bytes, message_id: str, sender: str,
+                     thread: tuple[int | None, int | None]) -> Received:
+        raw_file = self.services.files.save("message.eml", raw, "message/rfc822")
+        files, skipped = save_attachments(self.services.files, mail,
+                                          self.services.settings.max_upload_bytes)
+        inbound = build_inbound(mail, sender, message_id, raw_file, files, skipped, *thread)
+        result = await self.services.ingestor.ingest(inbound)
+        if result.created:
+            await self._maybe_acknowledge(mail, result.customer.id,  # type: ignore[arg-type]
+                                          result.conversation.id)  # type: ignore[arg-type]
+        outcome = "stored" if result.created else "duplicate"
+        return Received(outcome, message_id, result.item.id, result.conversation.id)
+
+    async def thread_hint(self, session: AsyncSession, mail: ParsedMail,
+                          sender: str) -> tuple[int | None, int | None]:
+        """The ticket the mail's threading names, and one it named but may not join (the
+        sender is not an identity of that ticket's customer: a forged In-Reply-To)."""
+        conversation = await self._named_conversation(session, mail)
+        if conversation is None:
+            return None, None
+        identity = await find_identity(session, "email", sender)
+        if identity is not None and identity.customer_id == conversation.customer_id:
+            return conversation.id, None
+        return None, conversation.id
+
+    async def _named_conversation(self, session: AsyncSession,
+                                  mail: ParsedMail) -> Conversation | None:
+        ids = [i for i in [mail.in_reply_to, *reversed(mail.references)] if i]
+        conversation_id = None
+        if ids:
+            rows = (await session.execute(select(TimelineItem).where(
+                TimelineItem.channel == "email", TimelineItem.external_id.in_(ids)))).scalars()
+            by_id = {item.external_id: item.conversation_id for item in rows}
+            ordered = sorted(ids, key=lambda i: self.own.item_of(i) is None)  # ours first
+            conversation_id = next((by_id[i] for i in ordered if i in by_id), None)
+        if conversation_id is None:
+            tag = _SUBJECT_TAG.search(mail.subject)
+            conversation_id = int(tag.group(1)) if tag else None
+        return await _follow_merges(session, conversation_id)
+
+    async def _maybe_acknowledge(self, mail: ParsedMail, customer_id: int,
+                                 conversation_id: int) -> None:
+        text = self.services.settings.email_auto_ack
+        if not text or automatic_reason(mail) or mail.unparseable:
+            return
+        async with self._ack_lock:
+            async with self.services.sessions() as session:
+                if not await ack_allowed(session, customer_id, utcnow()):
+                    return
+            await self.services.tickets.reply(
+                conversation_id, text, agent_id=None, channel="email",
+                sender_type=SenderType.SYSTEM, data={"auto_ack": True})
+
+
+async def _existing(session: AsyncSession, message_id: str) -> TimelineItem | None:
+    return (await session.execute(select(TimelineItem).where(
+        TimelineItem.channel == "email",
+        TimelineItem.external_id == message_id))).scalar_one_or_none()
+
+
+async def _follow_merges(session: AsyncSession,
+                         conversation_id: int | None) -> Conversation | None:
+    seen: set[int] = set()
+    while conversation_id is not None and conversation_id not in seen:
+        seen.add(conversation_id)
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or conversation.merged_into_id is None:
+            return conversation
+        conversation_id = conversation.merged_into_id
+    return None
+
+
+def save_attachments(files: FileStore, mail: ParsedMail,
+                     max_bytes: int) -> tuple[list[Attachment], list[dict[str, Any]]]:
+    saved: list[Attachment] = []
+    skipped: list[dict[str, Any]] = []
+    for part in mail.attachments:
+        if len(part.data) > max_bytes or len(saved) >= MAX_ATTACHMENTS:
+            skipped.append({"name": part.name, "size": len(part.data),
+                            "reason": "too_large" if len(part.data) > max_bytes else "too_many"})
+            continue
+        saved.append(files.save(part.name, part.data, part.content_type))
+    return saved, skipped
+
+
+def build_inbound(mail: ParsedMail, sender: str, message_id: str, raw_file: Attachment,
+                  files: list[Attachment], skipped: list[dict[str, Any]], hint: int | None,
+                  refused: int | None) -> Inbound:
+    data: dict[str, Any] = {
+        "subject": mail.subject, "message_id": message_id, "in_reply_to": mail.in_reply_to,
+        "references": mail.references, "raw": raw_file.as_dict(), "to": mail.to[:20],
+        "folded": mail.folded, "html_only": mail.html_only, "flags": list(mail.flags),
+    }
+    optional = {"full_text": mail.full_text if mail.folded else None,
+                "automatic": automatic_reason(mail), "defects": mail.defects or None,
+                "skipped_attachments": skipped or None, "thread_refused": refused}
+    data.update({key: value for key, value in optional.items() if value})
+    attachments = (*files, raw_file) if mail.unparseable else tuple(files)
+    return Inbound(
+        channel="email", identity_kind="email", identity_value=sender,
+        text=mail.text or mail.subject, external_id=message_id,
+        display_name=mail.from_name or None, attachments=attachments,
+        occurred_at=mail.date, data=data, conversation_hint=hint)

@@ -1,0 +1,1 @@
+"""Loopback fakes of the providers the hub talks to."""

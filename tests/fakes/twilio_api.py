@@ -1,0 +1,126 @@
+"""A fake Twilio REST API on loopback: records the calls and messages created, serves
+recording media, and fails on demand (429, 500, 400) so retries can be tested.
+
+Only what the hub uses is implemented: ``Messages.json``, ``Calls.json`` and
+``Recordings/{sid}.mp3`` under ``/2010-04-01/Accounts/{AccountSid}/``, with HTTP Basic auth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+Scope = dict[str, Any]
+_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<rest>.+)$")
+FAKE_AUDIO = b"ID3fake-mp3-audio"
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str
+    auth_token: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+    calls: list[dict[str, str]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)
+    url: str = ""
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        self.failures.extend([status] * times)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, payload, content_type = self._handle(scope, body)
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type.encode())]})
+        await send({"type": "http.response.body", "body": raw})
+
+    def _handle(self, scope: Scope, body: bytes) -> tuple[int, Any, str]:
+        match = _PATH.match(scope["path"])
+        if match is None or match["account"] != self.account_sid:
+            return _error(404, 20404, "The requested resource was not found")
+        if not self._authorised(scope):
+            return _error(401, 20003, "Authenticate")
+        if self.failures:
+            status = self.failures.pop(0)
+            return _error(status, 20429 if status == 429 else 20500, f"injected {status}")
+        form = dict(parse_qsl(body.decode()))
+        rest = match["rest"]
+        if scope["method"] == "POST" and rest == "Messages.json":
+            return self._create(self.messages, "SM", form, "Body", "To", "From")
+        if scope["method"] == "POST" and rest == "Calls.json":
+            return self._create(self.calls, "CA", form, "To", "From")
+        if scope["method"] == "GET" and rest.startswith("Recordings/"):
+            return 200, FAKE_AUDIO, "audio/mpeg"
+        return _error(404, 20404, "The requested resource was not found")
+
+    def _authorised(self, scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode())
+        return headers.get(b"authorization", b"") == b"Basic " + expected
+
+    def _create(self, store: list[dict[str, str]], prefix: str, form: dict[str, str],
+                *required: str) -> tuple[int, Any, str]:
+        missing = [name for name in required if not form.get(name)]
+        if missing:
+            return _error(400, 21604, f"A '{missing[0]}' parameter is required.")
+        sid = prefix + secrets.token_hex(16)
+        store.append({**form, "Sid": sid})
+        return 201, {"sid": sid, "account_sid": self.account_sid, "status": "queued",
+                     "to": form.get("To"), "from": form.get("From"),
+                     "body": form.get("Body"), "direction": "outbound-api"}, "application/json"
+
+
+def _error(status: int, code: int, message: str) -> tuple[int, Any, str]:
+    return status, {"code": code, "message": message, "status": status,
+                    "more_info": f"https://www.twilio.com/docs/errors/{code}"}, "application/json"
+
+
+def loopback_socket() -> socket.socket:
+    """A bound loopback socket, so the fake's URL is known before the hub's settings."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def running(fake: FakeTwilio,
+                  sock: socket.socket | None = None) -> AsyncIterator[FakeTwilio]:
+    """Serve ``fake`` with uvicorn on loopback; ``fake.url`` is its base URL."""
+    sock = sock or loopback_socket()
+    server = uvicorn.Server(uvicorn.Config(fake, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    fake.url = url_of(sock)
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
