@@ -190,6 +190,7 @@ class _Batch:
         self.identities: dict[tuple[str, str], Identity] = {}
         self.customers: dict[int, Customer] = {}
         self.conversations: dict[int, Conversation] = {}
+        self.candidates: dict[int, Conversation] = {}  # every ticket a message may join
         self.seen: dict[tuple[str, str], TimelineItem] = {}
         self.changes: dict[tuple[type[Any], int], dict[str, Any]] = {}
         bind = session.bind
@@ -286,6 +287,7 @@ class _Batch:
                 self.customers[customer_row["id"]] = _detached(Customer, customer_row)
             if ticket_row["id"] is not None and ticket_row["id"] not in tickets:
                 tickets[ticket_row["id"]] = _detached(Conversation, ticket_row)
+        self.candidates.update(tickets)
         for conversation in tickets.values():  # oldest activity first
             current = self.conversations.get(conversation.customer_id)
             if current is None or current.status == Status.RESOLVED or (
@@ -334,6 +336,8 @@ class _Batch:
                 if plan.duplicate is not None or plan.same_as is not None:
                     continue
                 first_of[key] = plan
+            if self._hinted(plan) is not None:
+                continue
             if customer.id not in self.conversations and customer.id not in opening:
                 opening.add(customer.id)  # type: ignore[arg-type]
                 plan.opened = True
@@ -357,7 +361,8 @@ class _Batch:
             if plan.duplicate is not None or plan.same_as is not None:
                 continue
             inbound = plan.inbound
-            conversation = self.conversations[plan.customer.id]  # type: ignore[index]
+            conversation = (self._hinted(plan)
+                            or self.conversations[plan.customer.id])  # type: ignore[index]
             plan.conversation = conversation
             system_rows = [] if plan.opened else self._update_ticket(conversation, inbound)
             system_counts.append(len(system_rows))
@@ -377,6 +382,14 @@ class _Batch:
             if plan.conversation is not None:
                 plan.system_items = [next(stored) for _ in range(next(counts))]
                 plan.item = next(stored)
+
+    def _hinted(self, plan: _Plan) -> Conversation | None:
+        """The ticket the provider's threading names, if it is this customer's and still
+        joinable (open, or resolved within the reopen window); a hint never crosses
+        customers."""
+        hint = plan.inbound.conversation_hint
+        ticket = self.candidates.get(hint) if hint is not None else None
+        return ticket if ticket is not None and ticket.customer_id == plan.customer.id else None
 
     async def _result(self, plan: _Plan) -> IngestResult:
         if plan.duplicate is not None:

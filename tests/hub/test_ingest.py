@@ -162,3 +162,30 @@ async def test_control_characters_are_dropped_and_neighbours_unharmed(services: 
         services.ingestor.ingest(web("visitor-b", "fine")))
     assert dirty.item.text == "nul and bell gone\n" and dirty.customer.display_name == "A"
     assert clean.item.text == "fine"
+
+
+async def test_threading_hint_picks_the_customers_own_ticket(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "old question"))
+    await _resolve(services, first.conversation.id, timedelta(hours=1))
+    current = await services.ingestor.ingest(web("visitor-1", "new question"))
+    assert current.conversation.id == first.conversation.id  # reopened, not a new one
+    await _resolve(services, first.conversation.id, timedelta(hours=2))
+    async with services.sessions() as session, session.begin():
+        other = Conversation(customer_id=first.customer.id, status="open")
+        session.add(other)
+        await session.flush()
+        other_id = other.id
+    hinted = await services.ingestor.ingest(web("visitor-1", "about the old thread",
+                                                conversation_hint=first.conversation.id))
+    assert hinted.conversation.id == first.conversation.id
+    assert [i.data["event"] for i in hinted.system_items] == ["reopened"]
+    plain = await services.ingestor.ingest(web("visitor-1", "no hint"))
+    assert plain.conversation.id in {first.conversation.id, other_id}
+
+
+async def test_threading_hint_never_crosses_customers(services: Services) -> None:
+    victim = await services.ingestor.ingest(web("victim", "my private ticket"))
+    stranger = await services.ingestor.ingest(web("stranger", "let me in",
+                                                  conversation_hint=victim.conversation.id))
+    assert stranger.conversation.id != victim.conversation.id
+    assert stranger.opened
