@@ -95,3 +95,7 @@ class ChannelAdapter(Protocol):
     capabilities: Capabilities
 
     async def send(self, outbound: Outbound) -> SendResult: ...
+
+    # Optional: ``async start()`` / ``async stop()`` for adapters with listeners or
+    # connections of their own; the hub calls them after migrations and on shutdown.
+

@@ -99,7 +99,7 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-def _wire_channels(services: ServicesDep) -> None:
+def _wire_channels(services: Services) -> None:
     """The only place that knows which adapters exist."""
     webchat = WebChat(services)
     services.adapters[webchat.name] = webchat
@@ -124,19 +124,20 @@ def _templates() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
-def _lifespan(services: ServicesDep) -> Any:
+def _lifespan(services: Services) -> Any:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await db.migrate_async(services.settings.database_url)
         services.dispatcher.start()
-        email = services.adapters.get(EmailChannel.name)
-        if isinstance(email, EmailChannel):
-            await email.start()  # SMTP listener and IMAP poller, when configured
+        for adapter in services.adapters.values():
+            if callable(getattr(adapter, "start", None)):
+                await adapter.start()  # e.g. the SMTP listener and the IMAP poller
         try:
             yield
         finally:
-            if isinstance(email, EmailChannel):
-                await email.stop()
+            for adapter in services.adapters.values():
+                if callable(getattr(adapter, "stop", None)):
+                    await adapter.stop()
             await services.dispatcher.stop()
             await services.ingestor.stop()
             await services.engine.dispose()
@@ -149,7 +150,7 @@ def _security_headers(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def create_litestar(services: ServicesDep) -> Litestar:
+def create_litestar(services: Services) -> Litestar:
     app = Litestar(
         route_handlers=[
             healthz, serve_file, api_router(), *agent_pages(),

@@ -55,6 +55,10 @@ class SmsChannel:
         self.services = services
         self.client = client
 
+    async def stop(self) -> None:
+        """Close the HTTP connections of the Twilio client."""
+        await self.client.http_client.close()  # type: ignore[union-attr]
+
     async def send(self, outbound: Outbound) -> SendResult:
         settings = self.services.settings
         callback = f"{settings.public_url.rstrip('/')}/webhooks/twilio/sms/status"
