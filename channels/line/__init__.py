@@ -24,9 +24,9 @@ import aiohttp
 from linebot.v3 import WebhookParser
 from linebot.v3.messaging import Message
 
-from channels.base import Capabilities, Outbound, SendResult, StatusUpdate
+from channels.base import Attachment, Capabilities, Outbound, SendResult, StatusUpdate
 from channels.line import store
-from channels.line.client import LineApi, LineApiError
+from channels.line.client import Content, LineApi, LineApiError
 from channels.line.outbound import TEXT_LIMIT, batches, build_messages, retry_key
 from channels.line.parse import LineEvent, in_order, parse
 from hub import events, links
@@ -78,9 +78,7 @@ class LineChannel:
 
         Raises ``parse.BadSignature`` / ``parse.BadBody`` before anything is stored."""
         parsed = parse(self.parser, self.secret, body, signature)
-        if not self._resumed:
-            self._resumed = True
-            self.spawn(self._resume_media())
+        await self.start()  # a no-op once the hub's lifespan has started the channel
         for event in parsed:
             if event.action == "ignore":
                 log.info("LINE %s event outside a 1:1 chat acknowledged (%s)", event.type,
@@ -104,6 +102,9 @@ class LineChannel:
                 log.warning("LINE event %s dropped: %s", event.event_id, exc)
 
     async def _handle(self, event: LineEvent) -> None:
+        if event.inbound is not None and "unsupported" in event.inbound.data:
+            log.info("LINE %s kept as an unsupported item (%s)",
+                     event.inbound.data["unsupported"], event.event_id)
         if event.action in {"ingest", "follow"}:
             result = await self._ingest(event)
             if result.created:
@@ -191,9 +192,20 @@ class LineChannel:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def aclose(self) -> None:
-        """Finish background work and close the LINE API connections (shutdown)."""
-        await self.drain()
+    async def start(self) -> None:
+        """Called by the hub after migrations: resume downloads a previous run left."""
+        if not self._resumed:
+            self._resumed = True
+            self.spawn(self._resume_media())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Called on shutdown: let background work finish (briefly), close connections."""
+        try:
+            async with asyncio.timeout(grace):
+                await self.drain()
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
         await self.api.aclose()
 
     async def _welcome(self, event: LineEvent, result: IngestResult, greet: bool) -> None:
@@ -221,29 +233,29 @@ class LineChannel:
         """Fetch content from the data API, store it, attach it; retried, then marked broken
         with the reason."""
         outcome = await self._fetch(media)
-        if isinstance(outcome, str):
-            attachments, state = [], {**media, "status": "failed", "reason": outcome}
-        else:
+        if isinstance(outcome, Attachment):
             attachments, state = [outcome.as_dict()], {**media, "status": "stored"}
+        else:
+            attachments, state = [], {**media, "status": "failed", "reason": outcome}
         payload = await store.set_media(self.services.sessions, item_id, attachments, state)
         if payload is not None:
             await self.services.bus.publish(events.Event(
                 events.MESSAGE_UPDATED, payload, payload["conversation_id"]))
 
     async def _resume_media(self) -> None:
-        """Downloads a previous run left unfinished (media is deleted by LINE after a while,
-        so they are resumed as soon as the channel is in use again)."""
+        """Downloads a previous run left unfinished (LINE deletes content after a while)."""
         for item in await store.pending_media(self.services.sessions, self._started):
             await self.download_media(item.id or 0, dict(item.data["media"]))
 
-    async def _fetch(self, media: dict[str, Any]) -> Any:
+    async def _fetch(self, media: dict[str, Any]) -> Attachment | str:
+        """The stored attachment, or why there is none (after ``media_retries``)."""
         limit = self.services.settings.max_upload_bytes
         if int(media.get("file_size") or 0) > limit:
             return f"larger than {limit} bytes"
         reason = "not downloaded"
         for delay in (*self.media_retries, None):
             try:
-                content = await self.api.content(str(media["message_id"]))
+                content = await self._content(media)
             except LineApiError as exc:
                 reason = str(exc)
                 if not exc.retryable:
@@ -258,6 +270,15 @@ class LineChannel:
             if delay is not None:
                 await asyncio.sleep(delay)
         return reason
+
+    async def _content(self, media: dict[str, Any]) -> Content:
+        """Video and audio are downloadable once LINE finished transcoding them."""
+        message_id = str(media["message_id"])
+        if media.get("type") in {"video", "audio"}:
+            state = await self.api.transcoding(message_id)
+            if state != "succeeded":
+                raise LineApiError(0 if state == "processing" else 422, f"transcoding {state}")
+        return await self.api.content(message_id)
 
     # --- account link -----------------------------------------------------------------
 
@@ -313,8 +334,8 @@ class LineChannel:
                        batch: list[Message]) -> tuple[str, list[str]]:
         if index == 0:
             token = await store.claim_reply_token(self.services.sessions,
-                                                  outbound.conversation_id, utcnow(),
-                                                  REPLY_WINDOW)
+                                                  outbound.conversation_id,
+                                                  outbound.recipient, utcnow(), REPLY_WINDOW)
             if token:
                 try:
                     return "reply", await self.api.reply(token, batch)

@@ -47,7 +47,7 @@ class LineApiError(Exception):
         self.details = details
 
     def __str__(self) -> str:
-        return f"LINE {self.status}: {self.message}"
+        return f"LINE {self.status}: {self.message}" if self.status else self.message
 
     @property
     def retryable(self) -> bool:
@@ -135,6 +135,16 @@ class LineApi:
         async with self._messaging() as api:
             await api.show_loading_animation(ShowLoadingAnimationRequest(
                 chat_id=user_id, loading_seconds=seconds), _request_timeout=self._timeout)
+
+    async def transcoding(self, message_id: str) -> str:
+        """``processing``, ``succeeded`` or ``failed``: whether a video/audio is ready."""
+        try:
+            response = await AsyncMessagingApiBlob(
+                self._client("data")).get_message_content_transcoding_by_message_id(
+                message_id, _request_timeout=self._timeout)
+        except ApiException as exc:
+            raise api_error(exc) from exc
+        return str(getattr(response.status, "value", response.status))
 
     async def content(self, message_id: str) -> Content:
         try:

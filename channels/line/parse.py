@@ -128,7 +128,7 @@ def event_id_of(raw: dict[str, Any]) -> str:
 
 def map_event(raw: dict[str, Any], lenient: bool = False) -> LineEvent:
     kind = str(raw.get("type") or "unknown")
-    source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    source = _obj(raw.get("source"))
     scope, user_id = source.get("type"), source.get("userId")
     base = {"type": kind, "user_id": user_id if isinstance(user_id, str) else None,
             "timestamp": _int(raw.get("timestamp")), "event_id": event_id_of(raw)}
@@ -137,12 +137,11 @@ def map_event(raw: dict[str, Any], lenient: bool = False) -> LineEvent:
     if kind == "unfollow":
         return LineEvent(action="unfollow", **base)
     if kind == "unsend":
-        target = (raw.get("unsend") or {}).get("messageId")
+        target = _obj(raw.get("unsend")).get("messageId")
         return LineEvent(action="unsend", target_id=str(target) if target else None, **base)
     inbound, media = _inbound(raw, kind, base, lenient)
     if kind == "accountLink":
-        link = raw.get("link") if isinstance(raw.get("link"), dict) else {}
-        return LineEvent(action="account_link", link=dict(link), inbound=inbound, **base)
+        return LineEvent(action="account_link", link=_obj(raw.get("link")), inbound=inbound, **base)
     action = "follow" if kind == "follow" else "ingest"
     return LineEvent(action=action, inbound=inbound, media=media, **base)
 
@@ -152,17 +151,17 @@ def _inbound(raw: dict[str, Any], kind: str, base: dict[str, Any],
     data = _common_data(raw, base, lenient)
     text, item_kind, media = "", "message", None
     if kind in {"message", "messageEdited"}:
-        text, media = _message(raw.get("message") or {}, data)
+        text, media = _message(_obj(raw.get("message")), data)
         if kind == "messageEdited":
             data["edited"] = True
     elif kind == "postback":
-        postback = raw.get("postback") or {}
+        postback = _obj(raw.get("postback"))
         data["postback"] = {"data": postback.get("data", ""), "params": postback.get("params")}
         text = str(postback.get("data", ""))[:5000]
     elif kind == "follow":
         item_kind = "system"
-        data.update(event="line_followed", unblocked=bool((raw.get("follow") or {}).get(
-            "isUnblocked", False)))
+        unblocked = bool(_obj(raw.get("follow")).get("isUnblocked"))
+        data.update(event="line_followed", unblocked=unblocked)
     elif kind == "accountLink":
         item_kind = "system"
         data.update(event="line_account_linked")
@@ -175,7 +174,7 @@ def _inbound(raw: dict[str, Any], kind: str, base: dict[str, Any],
 
 def _common_data(raw: dict[str, Any], base: dict[str, Any], lenient: bool) -> dict[str, Any]:
     data: dict[str, Any] = {"line_event": base["type"], "line_at": _iso(base["timestamp"])}
-    redelivery = bool((raw.get("deliveryContext") or {}).get("isRedelivery", False))
+    redelivery = bool(_obj(raw.get("deliveryContext")).get("isRedelivery"))
     if redelivery:
         data["redelivery"] = True
     if lenient:
@@ -220,7 +219,7 @@ def _text(message: dict[str, Any], data: dict[str, Any]) -> str:
 
 
 def _media(message: dict[str, Any], message_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    provider = message.get("contentProvider") or {"type": "line"}
+    provider = _obj(message.get("contentProvider")) or {"type": "line"}
     media: dict[str, Any] = {"type": message_type, "provider": provider.get("type", "line"),
                              "message_id": data["line_message_id"]}
     for key, target in (("originalContentUrl", "original_url"),
@@ -244,6 +243,11 @@ def _location(message: dict[str, Any], data: dict[str, Any]) -> str:
         location["map_url"] = f"https://www.google.com/maps/search/?api=1&query={lat},{lng}"
     data["location"] = location
     return " ".join(str(v) for v in (location["title"], location["address"]) if v)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (a signed body may still be odd)."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _int(value: Any) -> int:

@@ -28,16 +28,17 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-async def claim_reply_token(sessions: Sessions, conversation_id: int, now: datetime,
-                            window: timedelta) -> str | None:
-    """The reply token of the ticket's latest inbound LINE item, if unused and younger than
-    ``window``; it is marked used in the same transaction, so it is handed out once."""
+async def claim_reply_token(sessions: Sessions, conversation_id: int, recipient: str,
+                            now: datetime, window: timedelta) -> str | None:
+    """The reply token of the ticket's latest inbound LINE item from ``recipient``, if unused
+    and younger than ``window``; marked used in the same transaction, so handed out once."""
     async with sessions() as session, session.begin():
         item = (await session.execute(
-            select(TimelineItem).where(TimelineItem.conversation_id == conversation_id,
-                                       TimelineItem.channel == "line",
-                                       TimelineItem.direction == Direction.INBOUND)
-            .order_by(TimelineItem.id.desc()).limit(1).with_for_update()
+            select(TimelineItem).join(Identity, Identity.id == TimelineItem.identity_id)
+            .where(TimelineItem.conversation_id == conversation_id,
+                   TimelineItem.channel == "line", Identity.value == recipient,
+                   TimelineItem.direction == Direction.INBOUND)
+            .order_by(TimelineItem.id.desc()).limit(1).with_for_update(of=TimelineItem)
         )).scalar_one_or_none()
         if item is None or not _fresh_token(item.data, now, window):
             return None

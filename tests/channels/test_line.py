@@ -47,12 +47,6 @@ async def services(services: Services) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
-async def hub(hub: RunningHub) -> AsyncIterator[RunningHub]:
-    yield hub
-    await close_line_clients(hub.services)
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_line: FakeLine) -> Settings:
     return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
                     data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
@@ -222,20 +216,24 @@ async def test_media_download_failure_is_retried_then_shown(services: Services,
     channel.media_retries = (0.0, 0.0)
     fake_line.content["901"] = (b"\x89PNG\r\n\x1a\n...", "image/png")
     fake_line.script("/v2/bot/message/901/content", (500, {"message": "busy"}))
+    fake_line.content["902"] = fake_line.content["903"] = (b"....ftypmp4", "video/mp4")
     fake_line.script("/v2/bot/message/902/content", *[(500, {"message": "down"})] * 3)
+    fake_line.script("/v2/bot/message/903/content/transcoding",
+                     *[(200, {"status": "processing"})] * 3)
     user = user_id(11)
-    await receive(services, body(
-        event("message", user, message={"id": "901", "type": "image",
-                                        "contentProvider": {"type": "line"}}),
-        event("message", user, message={"id": "902", "type": "video", "duration": 1000,
-                                        "contentProvider": {"type": "line"}})))
+    await receive(services, body(*[
+        event("message", user, message={"id": mid, "type": kind, "duration": 1000,
+                                         "contentProvider": {"type": "line"}})
+        for mid, kind in (("901", "image"), ("902", "video"), ("903", "audio"))]))
     await channel.drain()
-    stored, broken = await items(services)
+    stored, broken, unready = await items(services)
     assert stored.data["media"]["status"] == "stored"
     assert stored.attachments[0]["content_type"] == "image/png"
     assert broken.data["media"] == {**broken.data["media"], "status": "failed",
                                     "reason": "LINE 500: down"}
     assert len(fake_line.to("/v2/bot/message/902/content")) == 3
+    assert unready.data["media"]["reason"] == "transcoding processing"
+    assert fake_line.to("/v2/bot/message/903/content") == []
 
 
 async def test_oversized_media_is_not_downloaded(services: Services,
@@ -261,7 +259,7 @@ async def test_downloads_left_by_a_previous_run_are_resumed(services: Services,
     restarted = LineChannel(services)  # a new process: it never started that download
     raw = body(text(user_id(14), "別件"))
     await restarted.receive(raw, headers(raw)["X-Line-Signature"])
-    await restarted.aclose()
+    await restarted.stop()
     async with services.sessions() as session:
         item = await session.get(TimelineItem, earlier.item.id)
     assert item is not None and item.data["media"]["status"] == "stored"

@@ -16,7 +16,7 @@ from channels.line import LineChannel
 from hub.models import Identity
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.line_api import PUSH, REPLY, FakeLine, close_line_clients, start_fake_line
+from tests.fakes.line_api import PUSH, REPLY, FakeLine, start_fake_line
 from tests.fakes.line_webhook import (
     ACCESS_TOKEN,
     SECRET,
@@ -35,12 +35,6 @@ async def fake_line() -> AsyncIterator[FakeLine]:
     fake, runner = await start_fake_line()
     yield fake
     await runner.cleanup()
-
-
-@pytest.fixture
-async def hub(hub: RunningHub) -> AsyncIterator[RunningHub]:
-    yield hub
-    await close_line_clients(hub.services)
 
 
 @pytest.fixture

@@ -82,3 +82,16 @@ def test_group_room_and_sourceless_events_are_only_acknowledged() -> None:
     nobody = {**event("follow", user_id(1)), "source": {}}
     assert [map_event(e).action for e in (group, room, nobody)] == ["ignore"] * 3
     assert in_order([map_event(e) for e in (group, room, nobody)]) == {}
+
+
+@pytest.mark.parametrize("odd", [
+    {"type": "message", "message": "not an object"},
+    {"type": "message", "message": {"type": "image", "contentProvider": 5}},
+    {"type": "postback", "postback": ["x"]}, {"type": "follow", "follow": None},
+    {"type": "unsend", "unsend": 3}, {"type": "accountLink", "link": "ok"},
+    {"type": "message", "deliveryContext": "yes", "message": {"type": "text", "text": 1}},
+])
+def test_odd_shapes_in_a_signed_body_never_crash(odd: dict[str, object]) -> None:
+    raw = {**odd, "source": {"type": "user", "userId": user_id(1)}, "timestamp": "soon"}
+    mapped = map_event(raw)
+    assert mapped.user_id == user_id(1) and mapped.event_id.startswith("sha256:")

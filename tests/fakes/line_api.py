@@ -20,6 +20,7 @@ from aiohttp import web
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
 _CONTENT = re.compile(r"^/v2/bot/message/([^/]+)/content$")
+_TRANSCODING = re.compile(r"^/v2/bot/message/([^/]+)/content/transcoding$")
 _PROFILE = re.compile(r"^/v2/bot/profile/([^/]+)$")
 _LINK_TOKEN = re.compile(r"^/v2/bot/user/([^/]+)/linkToken$")
 
@@ -112,6 +113,9 @@ class FakeLine:
         if match := _PROFILE.match(call.path):
             profile = self.profiles.get(match.group(1))
             return (200, profile) if profile else (404, {"message": "Not found"})
+        if match := _TRANSCODING.match(call.path):
+            known = match.group(1) in self.content
+            return (200, {"status": "succeeded"}) if known else (404, {"message": "Not found"})
         if match := _CONTENT.match(call.path):
             return self._content(call, match.group(1))
         if match := _LINK_TOKEN.match(call.path):
@@ -170,7 +174,8 @@ async def start_fake_line() -> tuple[FakeLine, web.AppRunner]:
 
 
 async def close_line_clients(services: Any) -> None:
-    """Close the LINE adapter's API connections (the hub's shutdown does not yet)."""
+    """Stop the LINE adapter as the hub's lifespan does (the ``services`` fixture runs none):
+    background work finished, API connections closed."""
     channel = services.adapters.get("line")
     if channel is not None:
-        await channel.api.aclose()
+        await channel.stop()
