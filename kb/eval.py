@@ -95,30 +95,17 @@ def _print_confusions(rows: Sequence[Row], predictions: Sequence[str | None], ou
         out(f"  {count:4d}  {gold} -> {predicted}")
 
 
-def run_eval(
-    path: str, verbose: bool = False, out: Printer = print, embedder: Embedder | str | None = "auto"
-) -> dict[str, Any]:
-    """Build, tune on val, report on test; the last line printed is the JSON summary."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    chosen = load_default_embedder() if embedder == "auto" else embedder
-    print(f"[kb eval] building index ({'embeddings' if chosen else 'lexical only'})",
-          file=sys.stderr, flush=True)
-    kb = KnowledgeBase(build_articles(data), chosen)  # type: ignore[arg-type]
-    tune(kb, _rows(data, "val", "oos_val"), progress=_progress("val"))
+def _report(kb: KnowledgeBase, data: dict[str, Any], verbose: bool, out: Printer) -> dict:
     in_scope, out_of_scope = _rows(data, "test"), _rows(data, "oos_test")
     predictions, timings = _measure(kb, in_scope + out_of_scope)
     in_pred, oos_pred = predictions[: len(in_scope)], predictions[len(in_scope) :]
-    accuracy = (
-        sum(p == g for (_q, g), p in zip(in_scope, in_pred, strict=True)) / len(in_scope)
-        if in_scope
-        else None
-    )
+    hits = sum(p == g for (_q, g), p in zip(in_scope, in_pred, strict=True))
+    accuracy = hits / len(in_scope) if in_scope else None
     recall = sum(p is None for p in oos_pred) / len(out_of_scope) if out_of_scope else None
     if verbose:
         out(f"threshold={kb.threshold:.4f} calibration={kb.calibration} weights={kb.weights}")
         _print_confusions(in_scope + out_of_scope, predictions, out)
-    result = {
+    return {
         "in_scope_accuracy": None if accuracy is None else round(accuracy, 4),
         "oos_recall": None if recall is None else round(recall, 4),
         "p50_ms": _percentile(timings, 50),
@@ -126,8 +113,86 @@ def run_eval(
         "n_test": len(in_scope),
         "n_oos_test": len(out_of_scope),
     }
+
+
+def _build(data: dict[str, Any], embedder: Embedder | str | None) -> KnowledgeBase:
+    chosen = load_default_embedder() if embedder == "auto" else embedder
+    mode = "embeddings" if chosen else "lexical only"
+    print(f"[kb eval] building index ({mode})", file=sys.stderr, flush=True)
+    return KnowledgeBase(build_articles(data), chosen)  # type: ignore[arg-type]
+
+
+def _load(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def run_eval(
+    path: str, verbose: bool = False, out: Printer = print, embedder: Embedder | str | None = "auto"
+) -> dict[str, Any]:
+    """Build from train, tune on val + oos_val, report on test + oos_test (last line: JSON)."""
+    data = _load(path)
+    kb = _build(data, embedder)
+    tune(kb, _rows(data, "val", "oos_val"), progress=_progress("val"))
+    result = _report(kb, data, verbose, out)
     out(json.dumps(result))
     return result
+
+
+def val_folds(data: dict[str, Any], folds: int = 2) -> list[dict[str, Any]]:
+    """Split val/oos_val into folds (each label spread evenly); each fold becomes the test."""
+    seen: Counter[str] = Counter()
+    fold_of: list[int] = []
+    for _query, label in data.get("val") or []:
+        fold_of.append(seen[label] % folds)
+        seen[label] += 1
+    oos = data.get("oos_val") or []
+    result = []
+    for k in range(folds):
+        result.append(
+            {
+                **data,
+                "val": [r for r, f in zip(data.get("val") or [], fold_of, strict=True) if f != k],
+                "test": [r for r, f in zip(data.get("val") or [], fold_of, strict=True) if f == k],
+                "oos_val": [r for i, r in enumerate(oos) if i % folds != k],
+                "oos_test": [r for i, r in enumerate(oos) if i % folds == k],
+            }
+        )
+    return result
+
+
+def run_val_cross_validation(
+    path: str, folds: int = 2, out: Printer = print, embedder: Embedder | str | None = "auto"
+) -> dict[str, Any]:
+    """For data sets whose test split is held out: tune on some val folds, report on the rest.
+
+    The test split is never read. Figures are pooled over the folds (micro-averaged).
+    """
+    data = _load(path)
+    kb = _build(data, embedder)
+    results = []
+    for fold in val_folds(data, folds):
+        tune(kb, _rows(fold, "val", "oos_val"), progress=_progress("val fold"))
+        results.append(_report(kb, fold, False, out))
+    n_test = sum(r["n_test"] for r in results)
+    n_oos = sum(r["n_oos_test"] for r in results)
+    pooled = {
+        "in_scope_accuracy": round(
+            sum((r["in_scope_accuracy"] or 0) * r["n_test"] for r in results) / max(n_test, 1), 4
+        ),
+        "oos_recall": round(
+            sum((r["oos_recall"] or 0) * r["n_oos_test"] for r in results) / n_oos, 4
+        )
+        if n_oos
+        else None,
+        "p50_ms": float(np.median([r["p50_ms"] for r in results])),
+        "p99_ms": max(r["p99_ms"] for r in results),
+        "n_test": n_test,
+        "n_oos_test": n_oos,
+        "folds": folds,
+    }
+    out(json.dumps(pooled))
+    return pooled
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,9 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose" in args
     paths = [a for a in args if not a.startswith("--")]
     if len(paths) != 1:
-        print("usage: python -m kb.eval FILE [--verbose]", file=sys.stderr)
+        print("usage: python -m kb.eval FILE [--verbose] [--cv-val]", file=sys.stderr)
         return 2
-    run_eval(paths[0], verbose=verbose)
+    if "--cv-val" in args:
+        run_val_cross_validation(paths[0])
+    else:
+        run_eval(paths[0], verbose=verbose)
     return 0
 
 

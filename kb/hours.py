@@ -16,8 +16,18 @@ from zoneinfo import ZoneInfo
 DEFAULT_WEEK: dict[int, tuple[dt.time, dt.time]] = {
     day: (dt.time(9, 0), dt.time(18, 0)) for day in range(6)
 }
-FIXED_HOLIDAYS = {(1, 1), (2, 11), (2, 23), (4, 29), (5, 3), (5, 4), (5, 5), (8, 11), (11, 3),
-                  (11, 23)}
+FIXED_HOLIDAYS = {
+    (1, 1),
+    (2, 11),
+    (2, 23),
+    (4, 29),
+    (5, 3),
+    (5, 4),
+    (5, 5),
+    (8, 11),
+    (11, 3),
+    (11, 23),
+}
 WEEKDAYS_JA = "月火水木金土日"
 SEARCH_DAYS = 30
 

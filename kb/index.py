@@ -22,18 +22,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from kb.articles import Article
+from kb.articles import Article, ArticleError, default_articles_dir, load_directory
 from kb.embedding import Embedder, load_default_embedder
 from kb.lexical import LexicalIndex
 from kb.normalize import clean, fuzz_key, normalize
 
 SHORTLIST = 12
 PRODUCT_BOOST = 0.05
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.54
 _USE_DEFAULT = object()
 
 
@@ -92,6 +93,12 @@ def _answer_text(article: Article) -> str:
     return f"{article.title}\n{article.body}" if article.body else ""
 
 
+# Defaults until ``kb.tuning.tune`` is run on a validation set: the curves fitted on the
+# ja-retail-faq validation split (a Japanese retail FAQ with answers, like the sample KB).
+DENSE_CALIBRATION = Calibration(top_weight=11.82, margin_weight=18.74, bias=-26.85)
+LEXICAL_CALIBRATION = Calibration(top_weight=1.33, margin_weight=5.40, bias=-1.41)
+
+
 class KnowledgeBase:
     """Articles indexed for search; ``decide`` answers or hands off with one threshold."""
 
@@ -99,7 +106,7 @@ class KnowledgeBase:
         self.articles = list(articles)
         self.embedder = embedder
         self.weights = Weights() if embedder else LEXICAL_WEIGHTS
-        self.calibration = Calibration()
+        self.calibration = DENSE_CALIBRATION if embedder else LEXICAL_CALIBRATION
         self.threshold = DEFAULT_THRESHOLD
         self._build_documents()
         self._question_index = LexicalIndex(self._doc_texts)
@@ -114,20 +121,26 @@ class KnowledgeBase:
         chosen = load_default_embedder() if embedder is _USE_DEFAULT else embedder
         return cls(articles, chosen)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_directory(
+        cls, directory: str | Path | None = None, embedder: Embedder | object | None = _USE_DEFAULT
+    ) -> tuple[KnowledgeBase, list[ArticleError]]:
+        """Load every article under ``directory`` (default: the shipped sample KB) and index
+        them; malformed files are returned as errors (path + line) and skipped."""
+        loaded = load_directory(directory or default_articles_dir())
+        return cls.from_articles(loaded.articles, embedder=embedder), loaded.errors
+
     # -- building -----------------------------------------------------------------------
     def _build_documents(self) -> None:
         self._doc_texts: list[str] = []
-        self._doc_label: list[int] = []
         self._label_start: list[int] = []
-        for label, article in enumerate(self.articles):
+        for article in self.articles:
             self._label_start.append(len(self._doc_texts))
             texts = [t for t in (article.title, *article.questions) if t] or [article.id]
             for text in dict.fromkeys(texts):
                 self._doc_texts.append(text)
-                self._doc_label.append(label)
-        self._doc_label_array = np.array(self._doc_label, dtype=np.int64)
         self._fuzz_keys = [fuzz_key(t) for t in self._doc_texts]
-        self._locale = np.array([a.locale for a in self.articles])
+        self._locales = np.array([a.locale for a in self.articles])
 
     def _embed_documents(self) -> None:
         if self.embedder is None or not self.articles:
@@ -140,13 +153,6 @@ class KnowledgeBase:
         self._answer_vectors[[not a.body for a in self.articles]] = 0.0
 
     # -- scoring ------------------------------------------------------------------------
-    def _label_max(self, doc_scores: dict[int, float]) -> np.ndarray:
-        result = np.zeros(len(self.articles))
-        for doc, score in doc_scores.items():
-            label = self._doc_label[doc]
-            result[label] = max(result[label], score)
-        return result
-
     def _dense_features(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-article (q_max, centroid, answer) rows and the per-document similarities."""
         n = len(self.articles)
@@ -157,17 +163,37 @@ class KnowledgeBase:
         q_max = np.maximum.reduceat(sims, self._label_start)
         return np.vstack([q_max, self._centroids @ vector, self._answer_vectors @ vector]), sims
 
-    def features(self, query: str, shortlist: int = SHORTLIST) -> tuple[list[int], np.ndarray]:
+    def _eligible(self, locale: str | None) -> np.ndarray:
+        """Articles a search may return: those in ``locale`` when it has any, else all."""
+        mask = np.ones(len(self.articles), dtype=bool)
+        if locale and (self._locales == locale).any():
+            mask = self._locales == locale
+        return mask
+
+    def _product_articles(self, product: str | None) -> list[int]:
+        if not product:
+            return []
+        return [j for j, a in enumerate(self.articles) if product in a.products]
+
+    def features(
+        self,
+        query: str,
+        locale: str | None = None,
+        product: str | None = None,
+        shortlist: int = SHORTLIST,
+    ) -> tuple[list[int], np.ndarray]:
         """(shortlisted article indices, feature matrix rows aligned with FEATURES)."""
         text = clean(query)
-        lex_q = self._label_max(self._question_index.scores(text))
-        lex_answer = np.zeros(len(self.articles))
-        for label, score in self._answer_index.scores(text).items():
-            lex_answer[label] = score
+        lex_q = np.maximum.reduceat(self._question_index.scores(text), self._label_start)
+        lex_answer = self._answer_index.scores(text)
         (q_max, centroid, answer), sims = self._dense_features(text)
         coarse = q_max + centroid + 0.5 * answer + 0.5 * lex_q + 0.2 * lex_answer
-        labels = [int(i) for i in np.argsort(-coarse, kind="stable")[:shortlist]]
-        key = fuzz_key(text)
+        eligible = self._eligible(locale)
+        coarse[~eligible] = -np.inf
+        order = [int(i) for i in np.argsort(-coarse, kind="stable")[:shortlist] if eligible[i]]
+        extra = [j for j in self._product_articles(product) if eligible[j] and j not in order]
+        labels = order + extra
+        key = fuzz_key(text) if self.weights.fuzz else ""
         rows = [
             (
                 q_max[j],
@@ -209,29 +235,14 @@ class KnowledgeBase:
         """The best articles for ``query``, best first, with score and confidence."""
         if not self.articles or not normalize(query):
             return []
-        labels, rows = self.features(query)
+        labels, rows = self.features(query, locale=locale, product=product)
         scores = rows @ self._weight_vector()
-        ranked = self._filter_and_boost(labels, scores, rows, locale, product)
-        return self._hits(ranked, limit)
-
-    def _filter_and_boost(
-        self,
-        labels: list[int],
-        scores: np.ndarray,
-        rows: np.ndarray,
-        locale: str | None,
-        product: str | None,
-    ) -> list[tuple[int, float, np.ndarray]]:
-        if locale and any(self.articles[j].locale == locale for j in labels):
-            keep = [i for i, j in enumerate(labels) if self.articles[j].locale == locale]
-        else:
-            keep = list(range(len(labels)))
         ranked = []
-        for i in keep:
-            boost = PRODUCT_BOOST if product and product in self.articles[labels[i]].products else 0
-            ranked.append((labels[i], float(scores[i]) + boost, rows[i]))
+        for label, score, row in zip(labels, scores, rows, strict=True):
+            boost = PRODUCT_BOOST if product and product in self.articles[label].products else 0.0
+            ranked.append((label, float(score) + boost, row))
         ranked.sort(key=lambda item: -item[1])
-        return ranked
+        return self._hits(ranked, limit)
 
     def _hits(self, ranked: list[tuple[int, float, np.ndarray]], limit: int) -> list[Hit]:
         hits = []
@@ -253,9 +264,7 @@ class KnowledgeBase:
             )
         return hits
 
-    def decide(
-        self, query: str, locale: str | None = None, product: str | None = None
-    ) -> Decision:
+    def decide(self, query: str, locale: str | None = None, product: str | None = None) -> Decision:
         """Answer with the best article when its confidence reaches ``threshold``."""
         if not self.articles:
             return Decision(None, 0.0, "no_articles")

@@ -11,6 +11,8 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
 from kb.normalize import tokenize
 
 
@@ -24,10 +26,17 @@ class LexicalIndex:
         self.idf = {
             token: math.log((1 + self.size) / (1 + df)) + 1.0 for token, df in doc_freq.items()
         }
-        self.postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        lists: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for doc_id, tokens in enumerate(token_lists):
             for token, weight in self._unit_vector(tokens).items():
-                self.postings[token].append((doc_id, weight))
+                lists[token].append((doc_id, weight))
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            token: (
+                np.array([doc for doc, _ in pairs], dtype=np.int64),
+                np.array([weight for _, weight in pairs], dtype=np.float64),
+            )
+            for token, pairs in lists.items()
+        }
 
     def _unit_vector(self, tokens: Sequence[str]) -> dict[str, float]:
         counts = Counter(tokens)
@@ -38,10 +47,16 @@ class LexicalIndex:
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         return {token: w / norm for token, w in weights.items() if w > 0}
 
-    def scores(self, query: str) -> dict[int, float]:
-        """Cosine similarity of the query with every document sharing a token with it."""
-        result: dict[int, float] = defaultdict(float)
+    def scores(self, query: str) -> np.ndarray:
+        """Cosine similarity of the query with every document (0 where no token is shared).
+
+        Only the postings of the query's own tokens are touched; each posting list is a
+        pair of numpy arrays, so a frequent token costs one vectorised add, not a loop.
+        """
+        result = np.zeros(self.size)
         for token, q_weight in self._unit_vector(tokenize(query)).items():
-            for doc_id, d_weight in self.postings.get(token, ()):
-                result[doc_id] += q_weight * d_weight
+            posting = self.postings.get(token)
+            if posting is not None:
+                doc_ids, weights = posting
+                result[doc_ids] += q_weight * weights
         return result

