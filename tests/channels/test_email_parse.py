@@ -13,10 +13,9 @@ from channels.email.charsets import decode_bytes, jis_to_cp932
 from channels.email.htmltext import html_to_text
 from channels.email.parse import decode_header_value, parse_message
 from channels.email.quotes import split_reply
+from tests.shared_data import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "email"
-if not FIXTURES.is_dir():  # a checkout beside shared/ under another name
-    FIXTURES = Path("/work/shared/fixtures/email")
+FIXTURES = SHARED_FIXTURES / "email"
 
 
 def _cpython_corpus() -> list[Path]:

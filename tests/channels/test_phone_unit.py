@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from channels.phone.sms import count_segments
 from hub.calls import merge_state
 from hub.identity import InvalidIdentity, normalize_phone
 from hub.settings import Settings
+from tests.shared_data import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "twilio"
+FIXTURES = SHARED_FIXTURES / "twilio"
 URLS = twiml.Urls("https://hub.example.com")
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from channels.line.parse import sign
+from tests.shared_data import FIXTURES as SHARED_FIXTURES
 
 SECRET = "test-channel-secret"
 ACCESS_TOKEN = "test-access-token"
-FIXTURES = Path("/work/shared/fixtures/line")
+FIXTURES = SHARED_FIXTURES / "line"
 _serial = itertools.count(1)
 
 
