@@ -32,7 +32,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     print(f"omohub listening on http://{host}:{port}  (public URL {settings.public_url})",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
-                proxy_headers=True)
+                proxy_headers=True, timeout_graceful_shutdown=10)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -156,7 +156,8 @@ async def hub(settings: Settings, agent_hashes: dict[str, str]) -> AsyncIterator
     app = socketio.ASGIApp(services.sio, other_asgi_app=create_litestar(services))
     sock = _free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
+                                           timeout_graceful_shutdown=5))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -111,7 +111,8 @@ async def running(fake: FakeTwilio,
                   sock: socket.socket | None = None) -> AsyncIterator[FakeTwilio]:
     """Serve ``fake`` with uvicorn on loopback; ``fake.url`` is its base URL."""
     sock = sock or loopback_socket()
-    server = uvicorn.Server(uvicorn.Config(fake, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(fake, lifespan="off", log_level="warning",
+                                           timeout_graceful_shutdown=5))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
