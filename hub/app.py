@@ -43,6 +43,7 @@ from hub.api.errors import EXCEPTION_HANDLERS
 from hub.assistant import Assistant
 from hub.events import EventBus
 from hub.files import FileStore
+from hub.hours import business_hours
 from hub.ingest import Ingestor
 from hub.knowledge import KnowledgeCache
 from hub.outbox import Dispatcher
@@ -93,7 +94,8 @@ def build_services(settings: Settings) -> Services:
         realtime.AgentNamespace(sessions, services.signer, bus))
     bus.subscribe(realtime.agent_forwarder(services.sio))
     if settings.bot_enabled:
-        assistant = Assistant(services, frozenset(settings.bot_channels.split(",")))
+        assistant = Assistant(services, frozenset(settings.bot_channels.split(",")),
+                              hours=business_hours(settings))
         services.extras["assistant"] = assistant
         bus.subscribe(assistant.on_event)
     return services

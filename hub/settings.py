@@ -44,14 +44,16 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     require_services: bool = False
     bot_enabled: bool = True
+    business_hours: str = ""  # e.g. "09:00-18:00"; empty = always open
+    business_days: str = "0,1,2,3,4"  # Monday = 0
+    timezone: str = "Asia/Tokyo"
+    closed_on_public_holidays: bool = True
     bot_channels: str = "web,line,sms"
     extra: dict[str, Any] = field(default_factory=dict)
     # Phone and SMS (Twilio). Hours are "HH:MM-HH:MM" on weekdays ("" = always open).
     twilio_ivr_language: str = "ja"
     twilio_say_voice: str = ""
     twilio_business_hours: str = ""
-    twilio_business_days: str = "0,1,2,3,4"
-    twilio_timezone: str = "Asia/Tokyo"
     twilio_queue: str = "support"
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: str | None = None

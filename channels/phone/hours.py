@@ -1,26 +1,14 @@
-"""Business hours for the phone line: "09:00-18:00" on the listed weekdays, in one zone."""
+"""Business hours for the phone line: its own span when OMOHUB_TWILIO_BUSINESS_HOURS is set,
+else the hub's (hub/hours.py); days, zone and public holidays are the hub's."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
+from hub import hours
 from hub.settings import Settings
 
 
-def parse_span(text: str) -> tuple[time, time] | None:
-    """"09:00-18:00" → (09:00, 18:00); "" means always open (None)."""
-    if not text.strip():
-        return None
-    start, _, end = text.partition("-")
-    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
-
-
 def is_open(settings: Settings, now: datetime) -> bool:
-    span = parse_span(settings.twilio_business_hours)
-    if span is None:
-        return True
-    local = now.astimezone(ZoneInfo(settings.twilio_timezone))
-    days = {int(d) for d in settings.twilio_business_days.split(",") if d.strip().isdigit()}
-    start, end = span
-    return local.weekday() in days and start <= local.time().replace(tzinfo=None) < end
+    span = settings.twilio_business_hours or settings.business_hours
+    return hours.is_open(settings, now, span)

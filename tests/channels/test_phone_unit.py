@@ -196,13 +196,18 @@ def test_sms_segments(text: str, encoding: str, segments: int) -> None:
 
 def test_business_hours_in_tokyo() -> None:
     settings = Settings(twilio_business_hours="09:00-18:00")
-    monday_10_jst = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-    monday_19_jst = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    tuesday_10_jst = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+    tuesday_19_jst = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     sunday_10_jst = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
-    assert is_open(settings, monday_10_jst)
-    assert not is_open(settings, monday_19_jst)
+    holiday_monday_10_jst = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 勤労感謝の日
+    assert is_open(settings, tuesday_10_jst)
+    assert not is_open(settings, tuesday_19_jst)
     assert not is_open(settings, sunday_10_jst)
+    assert not is_open(settings, holiday_monday_10_jst)
+    assert is_open(settings.with_changes(closed_on_public_holidays=False),
+                   holiday_monday_10_jst)
     assert is_open(Settings(), sunday_10_jst)
+    assert not is_open(Settings(business_hours="09:00-18:00"), tuesday_19_jst)
 
 
 STATES = [("queued", 0), ("ringing", 1), ("in-progress", 2), ("completed", 3)]

@@ -165,3 +165,19 @@ def test_feedback_words_and_locale_guess() -> None:
     assert feedback_value("解決した") is True and feedback_value(" No ") is False
     assert feedback_value("返品したい") is None
     assert guess_locale("Where is my order?") == "en" and guess_locale("注文は？") == "ja"
+
+
+def test_after_hours_handoff_says_when_people_are_back() -> None:
+    from datetime import UTC, datetime
+
+    from hub.hours import business_hours
+    from kb.bot import BotPolicy, BotState
+    from kb.index import KnowledgeBase
+
+    hours = business_hours(Settings(business_hours="09:00-18:00"))
+    policy = BotPolicy(KnowledgeBase.from_articles([], embedder=None), hours=hours)
+    sunday_night = datetime(2026, 11, 22, 13, 0, tzinfo=UTC)  # 22:00 in Tokyo
+    _, action = policy.on_customer_message(BotState(), "m1", "担当者と話したい",
+                                           locale="ja", now=sunday_night)
+    assert action.kind == "handoff" and "24日" in action.text  # Monday the 23rd is a holiday
+    assert business_hours(Settings()) is None  # always open unless configured
