@@ -23,6 +23,8 @@ from hub.security import hash_password
 from hub.services import Services
 from hub.settings import Settings
 
+pytest_plugins = ["tests.fakes.line_api"]  # the fake_line fixture
+
 PG_ADMIN_URL = os.environ.get("OMOHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"
 TABLES = ["link_attempts", "link_codes", "kb_article_versions", "kb_articles", "outbox",
@@ -100,6 +102,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     built = build_services(settings)
     built.dispatcher.start()
     yield built
+    for adapter in built.adapters.values():  # as the lifespan does on shutdown
+        if callable(getattr(adapter, "stop", None)):
+            await adapter.stop()
     await built.dispatcher.stop()
     await built.ingestor.stop()
     await built.engine.dispose()

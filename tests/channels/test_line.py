@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from hub.models import Conversation, Customer, Identity, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.line_api import FakeLine, close_line_clients, start_fake_line
+from tests.fakes.line_api import FakeLine, line_settings
 from tests.fakes.line_webhook import (
-    ACCESS_TOKEN,
     FIXTURES,
     SECRET,
     body,
@@ -33,25 +31,8 @@ from tests.fakes.line_webhook import (
 
 
 @pytest.fixture
-async def fake_line() -> AsyncIterator[FakeLine]:
-    fake, runner = await start_fake_line()
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def services(services: Services) -> AsyncIterator[Services]:
-    """The hub's services; the LINE adapter's API connections closed afterwards."""
-    yield services
-    await close_line_clients(services)
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_line: FakeLine) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
-                    data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
-                    line_channel_access_token=ACCESS_TOKEN, line_api_base=fake_line.url,
-                    line_data_api_base=fake_line.url, bot_enabled=False)
+    return line_settings(database_url, tmp_path, fake_line)
 
 
 def line(services: Services) -> LineChannel:

@@ -20,8 +20,8 @@ from channels.line.parse import parse
 from hub.models import Customer, Identity, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
-from tests.fakes.line_api import PUSH, FakeLine, close_line_clients, start_fake_line
-from tests.fakes.line_webhook import ACCESS_TOKEN, FIXTURES, SECRET, fixture_files, headers
+from tests.fakes.line_api import PUSH, FakeLine, line_settings, start_fake_line
+from tests.fakes.line_webhook import FIXTURES, SECRET, fixture_files, headers
 
 FIXTURE_USER = "U206d25c2ea6bd87c17655609a1c37cb8"
 LEGACY_USER = "u206d25c2ea6bd87c17655609a1c37cb8"
@@ -47,18 +47,8 @@ async def fake_line() -> AsyncIterator[FakeLine]:
 
 
 @pytest.fixture
-async def services(services: Services) -> AsyncIterator[Services]:
-    """The hub's services; the LINE adapter's API connections closed afterwards."""
-    yield services
-    await close_line_clients(services)
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_line: FakeLine) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
-                    data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
-                    line_channel_access_token=ACCESS_TOKEN, line_api_base=fake_line.url,
-                    line_data_api_base=fake_line.url, bot_enabled=False)
+    return line_settings(database_url, tmp_path, fake_line)
 
 
 async def deliver(services: Services, raw: bytes) -> list[TimelineItem]:

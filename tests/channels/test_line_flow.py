@@ -4,7 +4,6 @@ on LINE. Also the supervisors' quota view and LINE account link."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,8 @@ from channels.line import LineChannel
 from hub.models import Identity
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.line_api import PUSH, REPLY, FakeLine, start_fake_line
+from tests.fakes.line_api import PUSH, REPLY, FakeLine, line_settings
 from tests.fakes.line_webhook import (
-    ACCESS_TOKEN,
-    SECRET,
     body,
     event,
     headers,
@@ -31,19 +28,8 @@ TIMEOUT = 10
 
 
 @pytest.fixture
-async def fake_line() -> AsyncIterator[FakeLine]:
-    fake, runner = await start_fake_line()
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_line: FakeLine) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
-                    data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
-                    line_channel_access_token=ACCESS_TOKEN, line_api_base=fake_line.url,
-                    line_data_api_base=fake_line.url, line_basic_id="@omohub",
-                    bot_enabled=False)
+    return line_settings(database_url, tmp_path, fake_line, line_basic_id="@omohub")
 
 
 async def webhook(hub: RunningHub, *events: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,15 @@ from hub import events
 from hub.models import TimelineItem
 from hub.services import Services
 from hub.settings import Settings
-from tests.fakes.line_api import PUSH, REPLY, FakeLine, close_line_clients, start_fake_line
-from tests.fakes.line_webhook import ACCESS_TOKEN, SECRET, body, headers, now_ms, text, user_id
+from tests.fakes.line_api import PUSH, REPLY, FakeLine, line_settings
+from tests.fakes.line_webhook import body, headers, now_ms, text, user_id
 
 USER = user_id(42)
 
 
 @pytest.fixture
-async def fake_line() -> AsyncIterator[FakeLine]:
-    fake, runner = await start_fake_line()
-    yield fake
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def services(services: Services) -> AsyncIterator[Services]:
-    """The hub's services; the LINE adapter's API connections closed afterwards."""
-    yield services
-    await close_line_clients(services)
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, fake_line: FakeLine) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
-                    data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
-                    line_channel_access_token=ACCESS_TOKEN, line_api_base=fake_line.url,
-                    line_data_api_base=fake_line.url, bot_enabled=False,
-                    public_url="https://hub.example.com")
+    return line_settings(database_url, tmp_path, fake_line, public_url="https://hub.example.com")
 
 
 @pytest.fixture
@@ -206,7 +187,7 @@ async def test_bot_shows_loading_then_answers_free(
         await customer_writes(services)
         await fake_line.wait_for(lambda f: len(f.deliveries) == 1, within=20)
     finally:
-        await close_line_clients(services)
+        await services.adapters["line"].stop()  # type: ignore[attr-defined]
         await services.dispatcher.stop()
         await services.ingestor.stop()
         await services.engine.dispose()

@@ -11,11 +11,15 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
+
+from hub.settings import Settings
 
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
@@ -173,9 +177,21 @@ async def start_fake_line() -> tuple[FakeLine, web.AppRunner]:
     return fake, runner
 
 
-async def close_line_clients(services: Any) -> None:
-    """Stop the LINE adapter as the hub's lifespan does (the ``services`` fixture runs none):
-    background work finished, API connections closed."""
-    channel = services.adapters.get("line")
-    if channel is not None:
-        await channel.stop()
+
+
+def line_settings(database_url: str, tmp_path: Path, fake: FakeLine, **changes: Any) -> Settings:
+    """Hub settings with LINE on, pointed at the loopback fake; the bot off."""
+    from tests.fakes.line_webhook import ACCESS_TOKEN, SECRET
+
+    return Settings(database_url=database_url, secret_key="test-secret-" + "x" * 32,
+                    data_dir=str(tmp_path / "data"), line_channel_secret=SECRET,
+                    line_channel_access_token=ACCESS_TOKEN, line_api_base=fake.url,
+                    line_data_api_base=fake.url, bot_enabled=False, **changes)
+
+
+@pytest.fixture
+async def fake_line() -> AsyncIterator[FakeLine]:
+    """A loopback fake of LINE's Messaging and data APIs (a pytest fixture)."""
+    fake, runner = await start_fake_line()
+    yield fake
+    await runner.cleanup()
