@@ -314,45 +314,46 @@ async def test_threading_hint_names_our_message_then_the_subject_tag(
                                                   "taro@example.jp") == (None, None)
 
 
-async def test_subject_tag_reopens_the_named_ticket_not_the_newest(
-        services: Services) -> None:
-    from hub.models import Conversation
-
+async def _resolved_ticket(services: Services) -> tuple[EmailChannel, int]:
+    """A customer's first mail, whose ticket an agent has resolved."""
     channel = services.adapters["email"]
     assert isinstance(channel, EmailChannel)
     first = await channel.receive(make_mail(subject="一件目")[0])
     assert first.conversation_id is not None
     await services.tickets.update(first.conversation_id, agent_id=None,
                                   changes={"status": "resolved"})
+    return channel, first.conversation_id
+
+
+async def test_subject_tag_reopens_the_named_ticket_not_the_newest(
+        services: Services) -> None:
+    from hub.models import Conversation
+
+    channel, first_id = await _resolved_ticket(services)
     async with services.sessions() as session, session.begin():
-        old = await session.get(Conversation, first.conversation_id)
+        old = await session.get(Conversation, first_id)
         assert old is not None
         newest = Conversation(customer_id=old.customer_id, last_channel="email")
         session.add(newest)  # e.g. a ticket an agent opened for this customer since
         await session.flush()
         newest_id = newest.id
-    tagged = await channel.receive(make_mail(subject=f"Re: [#{first.conversation_id}]")[0])
-    assert tagged.conversation_id == first.conversation_id
+    tagged = await channel.receive(make_mail(subject=f"Re: [#{first_id}]")[0])
+    assert tagged.conversation_id == first_id
     untagged = await channel.receive(make_mail(subject="別件です")[0])
-    assert untagged.conversation_id in {first.conversation_id, newest_id}
+    assert untagged.conversation_id in {first_id, newest_id}
 
 
 async def test_subject_tag_of_a_long_closed_ticket_opens_a_follow_up(
         services: Services) -> None:
     from hub.models import Conversation
 
-    channel = services.adapters["email"]
-    assert isinstance(channel, EmailChannel)
-    first = await channel.receive(make_mail(subject="一件目")[0])
-    assert first.conversation_id is not None
-    await services.tickets.update(first.conversation_id, agent_id=None,
-                                  changes={"status": "resolved"})
+    channel, first_id = await _resolved_ticket(services)
     async with services.sessions() as session, session.begin():
-        conversation = await session.get(Conversation, first.conversation_id)
+        conversation = await session.get(Conversation, first_id)
         assert conversation is not None and conversation.resolved_at is not None
         conversation.resolved_at = conversation.resolved_at.replace(year=2000)
-    tagged = await channel.receive(make_mail(subject=f"Re: [#{first.conversation_id}]")[0])
-    assert tagged.conversation_id not in {None, first.conversation_id}
+    tagged = await channel.receive(make_mail(subject=f"Re: [#{first_id}]")[0])
+    assert tagged.conversation_id not in {None, first_id}
 
 
 async def test_web_chat_customer_gets_the_reply_by_mail_and_answers_into_the_ticket(
