@@ -65,6 +65,7 @@ def conversation_summary(conversation: Conversation, customer: Customer) -> dict
         "tags": conversation.tags,
         "product": conversation.product_sku,
         "store": conversation.store_id,
+        "locale": conversation.locale,
         "handoff": conversation.bot_state.get("mode", "bot"),
         "unread_count": conversation.unread_count,
         "last_message": {"id": conversation.last_item_id, "text": conversation.last_preview},

@@ -35,7 +35,8 @@
     typingSentAt: 0,
     typingStopTimer: null,
     readTimer: null,
-    drafts: {}           // unsent reply text per conversation
+    drafts: {},          // unsent reply text per conversation
+    assistSeq: 0         // guards against out-of-order article suggestions
   };
 
   // ---------------------------------------------------------------- helpers
@@ -334,6 +335,7 @@
     if (!id) return;
     if (state.openId !== id) {
       stopTyping();
+      hideAssist();
       if (state.openId) state.drafts[state.openId] = $("reply-text").value;
       $("reply-text").value = state.drafts[id] || "";
       showComposerError("");
@@ -353,6 +355,7 @@
     return api("GET", "/api/conversations/" + id).then(function (detail) {
       if (seq !== state.openSeq) return;
       renderConversation(detail);
+      suggestFromTimeline(detail.timeline || []);
       markRead();
       loadCustomer(detail.customer.id, seq);
     }).catch(function (error) {
@@ -371,6 +374,7 @@
     $("conv").hidden = true;
     $("conv-none").hidden = false;
     $("customer-panel").hidden = true;
+    hideAssist();
     history.replaceState(null, "", window.location.pathname + window.location.search);
     renderList();
   }
@@ -494,6 +498,13 @@
       params.to = channelName(data.to);
     }
     if (event === "status_changed" && data.status) params.status = t("inbox.status." + data.status);
+    if (event === "bot_feedback" && typeof data.helpful === "boolean") {
+      return t(data.helpful ? "system.bot_feedback_helpful" : "system.bot_feedback_unhelpful");
+    }
+    if (event === "handoff" && data.reason && has("system.handoff_reason")) {
+      params.reason = has("handoff.reason." + data.reason) ? t("handoff.reason." + data.reason) : String(data.reason);
+      return t("system.handoff_reason", params);
+    }
     if (event && has("system." + event)) return t("system." + event, params);
     return item.text || t("system.event");
   }
@@ -539,14 +550,36 @@
     var classes = ["item", "msg", side, "type-" + item.type, "from-" + item.sender_type];
     var failed = item.delivery_status === "failed";
     if (failed) classes.push("failed");
+    var data = item.data && typeof item.data === "object" ? item.data : {};
+    if (data.unsent) classes.push("unsent");
     base.class = classes.join(" ");
     var body = [];
     if (item.type !== "message" && has("item." + item.type)) {
       body.push(el("p", { class: "kind" }, t("item." + item.type)));
     }
+    if (item.type === "call") body.push(callCard(data));
+    if (item.type === "recording") {
+      body.push(el("audio", { class: "recording", src: "/api/recordings/" + encodeURIComponent(String(item.id)),
+        controls: true, preload: "none" }));
+    }
+    if (data.sticker) body.push(stickerEl(data.sticker));
+    if (data.location && typeof data.location === "object") body.push(locationEl(data.location));
     if (item.text) body.push(el("p", { class: "text" }, item.text));
+    if (typeof data.full_text === "string" && data.full_text && data.full_text !== item.text) {
+      body.push(el("details", { class: "full-text" }, [
+        el("summary", null, t("item.show_full")),
+        el("div", { class: "full-text-body" }, data.full_text)
+      ]));
+    }
     var attachments = item.attachments || [];
     if (attachments.length) body.push(renderAttachments(attachments));
+    if (data.media && typeof data.media === "object") body.push(mediaNote(data.media));
+    if (data.unsupported) {
+      body.push(el("p", { class: "muted-note" }, t("item.unsupported", {
+        type: typeof data.unsupported === "string" ? data.unsupported
+          : String((data.unsupported && data.unsupported.type) || "?") })));
+    }
+    if (data.unsent) body.push(el("p", { class: "unsent-label" }, t("item.unsent")));
     var metaLine = el("p", { class: "meta" }, [
       channelBadge(item.channel),
       internal ? el("span", { class: "note-label" }, t("conv.note")) : null,
@@ -561,6 +594,55 @@
         t("conv.failed") + (item.error ? " — " + item.error : "")));
     }
     return el("li", base, children);
+  }
+
+  function duration(seconds) {
+    var n = Math.max(0, Math.round(Number(seconds)));
+    if (!isFinite(n)) return "";
+    var h = Math.floor(n / 3600), m = Math.floor((n % 3600) / 60), s = n % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+  }
+
+  function callCard(data) {
+    var status = data.status ? String(data.status) : "";
+    var hasDuration = data.duration !== null && data.duration !== undefined && data.duration !== "" &&
+      isFinite(Number(data.duration));
+    return el("div", { class: "call-card" }, [
+      el("span", { class: "call-icon", "aria-hidden": "true" }, "☎"),
+      status ? el("span", { class: "call-status st-" + status.replace(/[^\w-]/g, "") },
+        has("call.status." + status) ? t("call.status." + status) : status) : null,
+      hasDuration ? el("span", { class: "call-duration" },
+        t("call.duration", { duration: duration(data.duration) })) : null
+    ]);
+  }
+
+  function stickerEl(sticker) {
+    var keywords = sticker && Array.isArray(sticker.keywords)
+      ? sticker.keywords.filter(function (k) { return typeof k === "string" && k; }) : [];
+    return el("p", { class: "sticker" }, [
+      el("span", { class: "sticker-label" }, t("item.sticker")),
+      keywords.length ? el("span", { class: "sticker-keywords" }, keywords.join(", ")) : null
+    ]);
+  }
+
+  function locationEl(location) {
+    var url = typeof location.map_url === "string" && /^https:\/\//i.test(location.map_url)
+      ? location.map_url : null;
+    return el("div", { class: "location" }, [
+      el("p", { class: "location-title" }, [el("span", { "aria-hidden": "true" }, "📍 "),
+        String(location.title || t("item.location"))]),
+      location.address ? el("p", { class: "location-address" }, String(location.address)) : null,
+      url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, t("item.open_map")) : null
+    ]);
+  }
+
+  function mediaNote(media) {
+    var status = media.status ? String(media.status) : "";
+    if (!media.reason && !/fail|error|expired|too_large/i.test(status)) return null;
+    var label = has("media.status." + status) ? t("media.status." + status) : (status || t("media.status.failed"));
+    return el("p", { class: "media-note", role: "note" },
+      t("item.media_failed", { status: label }) + (media.reason ? " — " + String(media.reason) : ""));
   }
 
   function deliveryEl(item) {
@@ -595,6 +677,95 @@
     state.readTimer = setTimeout(function () {
       if (state.openId === id) api("POST", "/api/conversations/" + id + "/read").catch(function () {});
     }, 150);
+  }
+
+  // ---------------------------------------------------------------- agent assist (KB suggestions)
+
+  function hideAssist() {
+    state.assistSeq++;
+    var box = $("assist");
+    if (box) box.hidden = true;
+  }
+
+  /** Suggest from the latest customer message of a freshly loaded timeline. */
+  function suggestFromTimeline(timeline) {
+    for (var i = timeline.length - 1; i >= 0; i--) {
+      var item = timeline[i];
+      if (item && item.sender_type === "customer" && !item.internal && item.text) {
+        return suggestArticles(item.text);
+      }
+    }
+    hideAssist();
+  }
+
+  /** The hub does not send the conversation's locale yet: guess from the script, else the UI's. */
+  function guessLocale(text) {
+    if (/[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]/.test(text)) return "ja";
+    if (/[A-Za-z]{2,}/.test(text)) return "en";
+    return LOCALE;
+  }
+
+  function productSku() {
+    var product = state.open && state.open.product;
+    if (!product) return "";
+    if (typeof product === "object") return product.sku ? String(product.sku) : "";
+    return String(product);
+  }
+
+  function suggestArticles(text) {
+    var box = $("assist");
+    if (!box || !state.openId) return;
+    var id = state.openId;
+    var seq = ++state.assistSeq;
+    var params = new URLSearchParams();
+    params.set("q", String(text).slice(0, 500));
+    params.set("locale", (state.open && state.open.locale) || guessLocale(text));
+    var sku = productSku();
+    if (sku) params.set("product", sku);
+    params.set("limit", "3");
+    api("GET", "/api/kb/search?" + params.toString()).then(function (result) {
+      if (seq !== state.assistSeq || state.openId !== id) return;
+      var items = (result && Array.isArray(result.items) ? result.items : []).slice(0, 3);
+      renderAssist(items);
+    }).catch(function () {
+      if (seq === state.assistSeq) box.hidden = true;   // fail quietly
+    });
+  }
+
+  function snippet(text, max) {
+    text = String(text || "").replace(/\s+/g, " ").trim();
+    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  }
+
+  function renderAssist(items) {
+    var box = $("assist");
+    var list = $("assist-list");
+    clear(list);
+    items.forEach(function (article) {
+      if (!article) return;
+      var answer = String(article.answer || "");
+      list.appendChild(el("li", { class: "assist-item" }, [
+        el("div", { class: "assist-main" }, [
+          el("p", { class: "assist-item-title" }, String(article.title || "")),
+          el("p", { class: "assist-snippet", title: answer }, snippet(answer, 140))
+        ]),
+        el("button", {
+          type: "button", class: "btn btn-ghost assist-insert", disabled: !answer,
+          "aria-label": t("assist.insert_label", { title: String(article.title || "") }),
+          onclick: function () { insertIntoReply(answer); }
+        }, t("assist.insert"))
+      ]));
+    });
+    box.hidden = !list.children.length;
+  }
+
+  function insertIntoReply(text) {
+    var box = $("reply-text");
+    var current = box.value;
+    box.value = current.trim() ? current.replace(/\s+$/, "") + "\n\n" + text : text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    onComposerInput();
   }
 
   // ---------------------------------------------------------------- customer panel
@@ -817,6 +988,7 @@
       appendItem(item, true);
       if (item.sender_type === "customer") {
         $("typing").hidden = true;
+        if (item.text && !item.internal) suggestArticles(item.text);
         markRead();
       }
     });

@@ -1,0 +1,257 @@
+/* omohub supervisor dashboard: figure cards and inline-SVG charts, no library.
+ *
+ * Same rules as app.js: server strings reach the DOM only through textContent /
+ * createTextNode; charts are SVG elements built with createElementNS (no innerHTML).
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("dashboard");
+  if (!root) return;
+
+  var SVG = "http://www.w3.org/2000/svg";
+  var LOCALE = root.dataset.locale || document.documentElement.lang || "ja";
+  var MESSAGES = readJSON("i18n");
+  var seq = 0;
+
+  // ---------------------------------------------------------------- helpers
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  }
+
+  function has(key) { return Object.prototype.hasOwnProperty.call(MESSAGES, key); }
+
+  function t(key, params) {
+    var text = has(key) ? MESSAGES[key] : key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, function (whole, name) {
+        return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole;
+      });
+    }
+    return text;
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      if (key === "class") node.className = value;
+      else node.setAttribute(key, String(value));
+    });
+    (Array.isArray(children) ? children : [children]).forEach(function (child) {
+      if (child === null || child === undefined || child === false) return;
+      node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+    });
+    return node;
+  }
+
+  /** An SVG element; text is set with textContent only. */
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined) return;
+      node.setAttribute(key, String(value));
+    });
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  var numberFmt = new Intl.NumberFormat(LOCALE);
+  function num(n) {
+    var value = Number(n);
+    return isFinite(value) ? numberFmt.format(value) : "—";
+  }
+
+  function seconds(value) {
+    if (value === null || value === undefined || !isFinite(Number(value))) return "—";
+    var n = Math.round(Number(value));
+    if (n < 60) return t("dashboard.seconds", { n: n });
+    if (n < 3600) return t("dashboard.minutes", { m: Math.floor(n / 60), s: n % 60 });
+    return t("dashboard.hours", { h: Math.floor(n / 3600), m: Math.floor((n % 3600) / 60) });
+  }
+
+  function isoDay(date) {
+    return date.getFullYear() + "-" + String(date.getMonth() + 1).padStart(2, "0") + "-" +
+      String(date.getDate()).padStart(2, "0");
+  }
+
+  var dayFmt = new Intl.DateTimeFormat(LOCALE, { month: "numeric", day: "numeric", timeZone: "UTC" });
+  function shortDay(day) {
+    var date = new Date(String(day) + "T00:00:00Z");
+    return isNaN(date.getTime()) ? String(day) : dayFmt.format(date);
+  }
+
+  function channelName(channel) {
+    return has("channel." + channel) ? t("channel." + channel) : String(channel);
+  }
+
+  function cssToken(value) { return String(value).replace(/[^\w-]/g, ""); }
+
+  function setStatus(message, isError) {
+    var box = $("dash-status");
+    box.textContent = message || "";
+    box.classList.toggle("error", Boolean(isError));
+  }
+
+  // ---------------------------------------------------------------- data
+
+  function load() {
+    var from = $("dash-from").value, to = $("dash-to").value;
+    if (from && to && from > to) {
+      setStatus(t("dashboard.bad_range"), true);
+      return;
+    }
+    var params = new URLSearchParams();
+    if (from) params.set("from", from);
+    if (to) params.set("to", to);
+    var mine = ++seq;
+    setStatus(t("dashboard.loading"));
+    root.setAttribute("aria-busy", "true");
+    fetch("/api/metrics?" + params.toString(), {
+      headers: { "Accept": "application/json" }, credentials: "same-origin"
+    }).then(function (response) {
+      if (response.status === 401) {
+        window.location.assign("/login");
+        throw new Error("unauthorized");
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    }).then(function (data) {
+      if (mine !== seq) return;
+      render(data || {});
+      setStatus("");
+    }).catch(function () {
+      if (mine === seq) setStatus(t("dashboard.error"), true);
+    }).then(function () {
+      if (mine === seq) root.setAttribute("aria-busy", "false");
+    });
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function render(data) {
+    var conv = data.conversations || {};
+    var frt = data.first_response_seconds || {};
+    var cards = $("dash-cards");
+    clear(cards);
+    [
+      [t("dashboard.opened"), num(conv.opened), null],
+      [t("dashboard.resolved"), num(conv.resolved), null],
+      [t("dashboard.open_now"), num(conv.open_now), null],
+      [t("dashboard.first_response_median"), seconds(frt.median),
+        t("dashboard.first_response_count", { n: num(frt.count || 0) })],
+      [t("dashboard.first_response_p90"), seconds(frt.p90), null]
+    ].forEach(function (card) {
+      cards.appendChild(el("div", { class: "figure" }, [
+        el("p", { class: "figure-label" }, card[0]),
+        el("p", { class: "figure-value" }, card[1]),
+        card[2] ? el("p", { class: "figure-note" }, card[2]) : null
+      ]));
+    });
+
+    var days = Array.isArray(data.messages_by_day) ? data.messages_by_day : [];
+    columnChart($("chart-days"), days.map(function (d) {
+      return { key: String(d && d.day), label: shortDay(d && d.day), value: Number(d && d.messages) || 0 };
+    }), t("dashboard.messages_by_day"));
+
+    var byChannel = data.messages_by_channel && typeof data.messages_by_channel === "object"
+      ? data.messages_by_channel : {};
+    barChart($("chart-channels"), Object.keys(byChannel).map(function (ch) {
+      return { key: ch, label: channelName(ch), value: Number(byChannel[ch]) || 0, cls: "ch-" + cssToken(ch) };
+    }).sort(function (a, b) { return b.value - a.value; }), t("dashboard.messages_by_channel"));
+
+    var bot = data.bot && typeof data.bot === "object" ? data.bot : {};
+    barChart($("chart-bot"), ["answered", "helpful", "unhelpful", "handed_off", "contained"]
+      .filter(function (k) { return bot[k] !== undefined && bot[k] !== null; })
+      .map(function (k) {
+        return { key: k, label: t("dashboard.bot." + k), value: Number(bot[k]) || 0, cls: "bot-" + k };
+      }), t("dashboard.bot"));
+  }
+
+  function empty(box) {
+    box.appendChild(el("p", { class: "chart-empty" }, t("dashboard.no_data")));
+  }
+
+  /** Vertical bars: one per day. */
+  function columnChart(box, rows, title) {
+    clear(box);
+    if (!rows.length) return empty(box);
+    var max = Math.max.apply(null, rows.map(function (r) { return r.value; }).concat([1]));
+    var width = 960, height = 260, top = 18, bottom = 26, left = 8, right = 8;
+    var plotH = height - top - bottom;
+    var slot = (width - left - right) / rows.length;
+    var barW = Math.max(2, Math.min(48, slot * 0.7));
+    var labelEvery = Math.ceil(rows.length / 14);
+    var chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "svg-chart columns",
+      role: "img", "aria-label": title, preserveAspectRatio: "xMidYMid meet" });
+    chart.appendChild(svg("title", null, title));
+    chart.appendChild(svg("line", { class: "axis", x1: left, x2: width - right,
+      y1: top + plotH + 0.5, y2: top + plotH + 0.5 }));
+    rows.forEach(function (row, i) {
+      var h = Math.round((row.value / max) * plotH);
+      var x = left + slot * i + (slot - barW) / 2;
+      var cx = x + barW / 2;
+      var group = svg("g", { class: "col" });
+      group.appendChild(svg("title", null, t("dashboard.bar_label", { label: row.key, n: num(row.value) })));
+      group.appendChild(svg("rect", { class: "bar", x: x.toFixed(1), y: top + plotH - h,
+        width: barW.toFixed(1), height: Math.max(h, 0), rx: 2 }));
+      if (rows.length <= 31 && row.value > 0) {
+        group.appendChild(svg("text", { class: "value", x: cx.toFixed(1), y: top + plotH - h - 4,
+          "text-anchor": "middle" }, num(row.value)));
+      }
+      if (i % labelEvery === 0) {
+        group.appendChild(svg("text", { class: "tick", x: cx.toFixed(1), y: height - 8,
+          "text-anchor": "middle" }, row.label));
+      }
+      chart.appendChild(group);
+    });
+    box.appendChild(chart);
+  }
+
+  /** Horizontal bars: one per category. */
+  function barChart(box, rows, title) {
+    clear(box);
+    if (!rows.length) return empty(box);
+    var max = Math.max.apply(null, rows.map(function (r) { return r.value; }).concat([1]));
+    var width = 480, rowH = 30, labelW = 120, valueW = 56, pad = 6;
+    var height = rows.length * rowH + pad * 2;
+    var plotW = width - labelW - valueW;
+    var chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "svg-chart hbars",
+      role: "img", "aria-label": title, preserveAspectRatio: "xMidYMid meet" });
+    chart.appendChild(svg("title", null, title));
+    rows.forEach(function (row, i) {
+      var y = pad + i * rowH;
+      var w = Math.round((row.value / max) * plotW);
+      var group = svg("g", { class: "hbar " + (row.cls || "") });
+      group.appendChild(svg("title", null, t("dashboard.bar_label", { label: row.label, n: num(row.value) })));
+      group.appendChild(svg("text", { class: "tick", x: labelW - 8, y: y + rowH / 2 + 4,
+        "text-anchor": "end" }, row.label));
+      group.appendChild(svg("rect", { class: "track", x: labelW, y: y + 5, width: plotW, height: rowH - 10, rx: 3 }));
+      group.appendChild(svg("rect", { class: "bar", x: labelW, y: y + 5, width: Math.max(w, 0),
+        height: rowH - 10, rx: 3 }));
+      group.appendChild(svg("text", { class: "value", x: labelW + w + 6, y: y + rowH / 2 + 4 }, num(row.value)));
+      chart.appendChild(group);
+    });
+    box.appendChild(chart);
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  var today = new Date();
+  var weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
+  $("dash-from").value = isoDay(weekAgo);
+  $("dash-to").value = isoDay(today);
+  $("dash-range").addEventListener("submit", function (event) {
+    event.preventDefault();
+    load();
+  });
+  load();
+})();
