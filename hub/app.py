@@ -3,6 +3,7 @@ returns one ASGI app serving HTTP, webhooks and Socket.IO."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -131,6 +132,8 @@ def _lifespan(services: Services) -> Any:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await db.migrate_async(services.settings.database_url)
         services.dispatcher.start()
+        if "assistant" in services.extras:  # index the articles now, not on the first question
+            warm_up = asyncio.create_task(services.knowledge.get())
         for adapter in services.adapters.values():
             if callable(getattr(adapter, "start", None)):
                 await adapter.start()  # e.g. the SMTP listener and the IMAP poller
@@ -140,6 +143,8 @@ def _lifespan(services: Services) -> Any:
             for adapter in services.adapters.values():
                 if callable(getattr(adapter, "stop", None)):
                     await adapter.stop()
+            if "assistant" in services.extras:
+                warm_up.cancel()
             await services.dispatcher.stop()
             await services.ingestor.stop()
             await services.engine.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.identity import audit
@@ -107,20 +107,32 @@ async def export_directory(session: AsyncSession, directory: Path) -> int:
 
 
 class KnowledgeCache:
-    """The published articles, indexed once and rebuilt after they change."""
+    """The published articles, indexed once and rebuilt when they change — whoever changed
+    them (the editor API, or `omohub kb import` from another process)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._kb: KnowledgeBase | None = None
+        self._fingerprint: tuple[object, ...] | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> KnowledgeBase:
         async with self._lock:
-            if self._kb is None:
-                async with self._sessions() as session:
+            async with self._sessions() as session:
+                fingerprint = await _fingerprint(session)
+                if self._kb is None or fingerprint != self._fingerprint:
                     articles = await published_articles(session)
-                self._kb = await asyncio.to_thread(KnowledgeBase.from_articles, articles)
+                    self._kb = await asyncio.to_thread(KnowledgeBase.from_articles, articles)
+                    self._fingerprint = fingerprint
             return self._kb
 
     def invalidate(self) -> None:
         self._kb = None
+
+
+async def _fingerprint(session: AsyncSession) -> tuple[object, ...]:
+    """Changes whenever an article is added, edited, published or unpublished."""
+    row = (await session.execute(select(
+        func.count(Article.id), func.coalesce(func.sum(Article.version), 0),
+        func.max(Article.updated_at)))).one()
+    return tuple(row)

@@ -79,3 +79,18 @@ async def test_export_then_import_is_a_round_trip(kb_hub: RunningHub, tmp_path: 
     async with kb_hub.services.sessions() as session, session.begin():
         report = await import_directory(session, folder)
     assert report.created == report.updated == 0 and report.unchanged == count
+
+
+async def test_articles_imported_elsewhere_reach_search_and_the_bot(kb_hub: RunningHub) -> None:
+    from hub.knowledge import import_articles
+    from kb.articles import Article
+
+    token = await kb_hub.login()
+    before = (await kb_hub.api("GET", "/api/kb/search?q=傘の貸し出しはありますか", token)).json()
+    assert all(item["id"] != "ja-umbrella" for item in before["items"])
+    async with kb_hub.services.sessions() as session, session.begin():  # as `omohub kb import`
+        await import_articles(session, [Article(
+            id="ja-umbrella", title="傘の貸し出し", locale="ja",
+            questions=("傘の貸し出しはありますか",), body="全店舗で傘を無料でお貸しします。")])
+    after = (await kb_hub.api("GET", "/api/kb/search?q=傘の貸し出しはありますか", token)).json()
+    assert after["items"][0]["id"] == "ja-umbrella"
