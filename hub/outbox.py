@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -179,6 +179,6 @@ class Dispatcher:
         if row.status == "pending":
             self._schedule_retry(row.next_attempt_at)
 
-    def _schedule_retry(self, when: object) -> None:
-        delay = max(0.0, (when - utcnow()).total_seconds())  # type: ignore[operator]
+    def _schedule_retry(self, when: datetime) -> None:
+        delay = max(0.0, (when - utcnow()).total_seconds())
         asyncio.get_running_loop().call_later(delay, self._wake.set)
