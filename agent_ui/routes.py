@@ -1,4 +1,5 @@
-"""The agent's pages: login, inbox, dashboard. Data comes from /api; these only render."""
+"""The agent's pages: login, inbox, dashboard, knowledge base. Data comes from /api; these
+only render."""
 
 from __future__ import annotations
 
@@ -107,5 +108,10 @@ async def dashboard_page(request: Request[Any, Any, Any], services: ServicesDep)
     return await _app_page(request, services, "dashboard.html", supervisors_only=True)
 
 
+@get("/kb", include_in_schema=False)
+async def kb_page(request: Request[Any, Any, Any], services: ServicesDep) -> Response[Any]:
+    return await _app_page(request, services, "kb.html", supervisors_only=True)
+
+
 def agent_pages() -> list[Any]:
-    return [login_page, login_submit, logout, inbox_page, dashboard_page]
+    return [login_page, login_submit, logout, inbox_page, dashboard_page, kb_page]

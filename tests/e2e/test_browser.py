@@ -347,6 +347,52 @@ def test_supervisor_dashboard_draws_figures_and_svg_charts(browser: Browser, hub
     page.context.close()
 
 
+def test_supervisor_kb_editor_creates_tries_and_unpublishes(browser: Browser,
+                                                             hub_url: str) -> None:
+    page = _signed_in(browser, hub_url, "lead@example.com", "demo-lead")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{hub_url}/kb?lang=en")
+    expect(page.locator(".topnav a[href='/kb']")).to_have_attribute("aria-current", "page")
+    assert page.locator("#kb-list .kb-item").count() >= 1        # the demo's articles
+    page.fill("#kb-id", "ja-umbrella")
+    page.select_option("#kb-locale", "ja")
+    page.fill("#kb-title", "傘の貸し出し")
+    page.fill("#kb-questions", "傘を借りられますか")
+    page.fill("#kb-tags", "店舗, 傘")
+    page.fill("#kb-body", "全店舗で傘を無料でお貸しします。\n\n詳しくは店舗スタッフへ。")
+    expect(page.locator("#kb-preview")).to_have_text("全店舗で傘を無料でお貸しします。")
+    page.click("#kb-save")
+    item = page.locator("#kb-list li[data-id='ja-umbrella']")
+    expect(item.locator(".kb-ver")).to_have_text("v1")
+    expect(item.locator(".kb-pub")).to_have_count(1)
+    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(1)
+    page.locator("#kb-history .kb-hist-item").first.click()
+    expect(page.locator("#kb-version-title")).to_have_text("傘の貸し出し")
+
+    page.fill("#kb-try-q", "傘を借りられますか")
+    page.click("#kb-try button[type=submit]")
+    expect(page.locator("#kb-hits .kb-hit").first).to_have_attribute("data-id", "ja-umbrella")
+    expect(page.locator("#kb-decision")).to_contain_text("ja-umbrella")
+
+    page.click("#kb-publish")
+    expect(item.locator(".kb-draft")).to_have_count(1)
+    expect(item.locator(".kb-ver")).to_have_text("v2")
+    expect(page.locator("#kb-publish")).to_have_text("Publish")
+    assert errors == []
+    # an API error reaches a visible message (as text)
+    page.route("**/api/kb/articles/ja-umbrella", lambda route: route.fulfill(
+        status=403, content_type="application/json",
+        body=json.dumps({"error": {"code": "forbidden", "message": XSS}}))
+        if route.request.method == "PUT" else route.continue_())
+    page.click("#kb-save")
+    expect(page.locator("#kb-status")).to_have_class(re.compile(r"\berror\b"))
+    expect(page.locator("#kb-status")).to_contain_text(XSS)
+    expect(page.locator("#kb-status img")).to_have_count(0)
+    page.context.close()
+
+
 def test_agent_assist_and_channel_items(browser: Browser, hub_url: str) -> None:
     page = _signed_in(browser, hub_url, "agent@example.com", "demo-agent")
     kb_queries: list[str] = []
