@@ -11,46 +11,15 @@
 
   var SVG = "http://www.w3.org/2000/svg";
   var LOCALE = root.dataset.locale || document.documentElement.lang || "ja";
+  var dom = window.omohubDom;
+  var readJSON = dom.readJSON, $ = dom.byId, clear = dom.clear, el = dom.el;
   var MESSAGES = readJSON("i18n");
+  var t = dom.translator(MESSAGES);
   var seq = 0;
 
   // ---------------------------------------------------------------- helpers
 
-  function readJSON(id) {
-    var node = document.getElementById(id);
-    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
-  }
-
   function has(key) { return Object.prototype.hasOwnProperty.call(MESSAGES, key); }
-
-  function t(key, params) {
-    var text = has(key) ? MESSAGES[key] : key;
-    if (params) {
-      text = text.replace(/\{(\w+)\}/g, function (whole, name) {
-        return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole;
-      });
-    }
-    return text;
-  }
-
-  function $(id) { return document.getElementById(id); }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else node.setAttribute(key, String(value));
-    });
-    (Array.isArray(children) ? children : [children]).forEach(function (child) {
-      if (child === null || child === undefined || child === false) return;
-      node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
-    });
-    return node;
-  }
 
   /** An SVG element; text is set with textContent only. */
   function svg(tag, attrs, text) {

@@ -9,7 +9,10 @@
   var root = document.getElementById("kb");
   if (!root) return;
 
+  var dom = window.omohubDom;
+  var readJSON = dom.readJSON, meta = dom.meta, $ = dom.byId, clear = dom.clear, el = dom.el;
   var MESSAGES = readJSON("i18n");
+  var t = dom.translator(MESSAGES);
   var CSRF = meta("csrf-token");
   var ID_RE = /^[A-Za-z0-9-]+$/;
   var current = null;   // the article loaded in the editor (detail JSON) or null for a new one
@@ -18,46 +21,7 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function readJSON(id) {
-    var node = document.getElementById(id);
-    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
-  }
-
-  function meta(name) {
-    var node = document.querySelector('meta[name="' + name + '"]');
-    return node ? node.getAttribute("content") || "" : "";
-  }
-
   function has(key) { return Object.prototype.hasOwnProperty.call(MESSAGES, key); }
-
-  function t(key, params) {
-    var text = has(key) ? MESSAGES[key] : key;
-    if (params) {
-      text = text.replace(/\{(\w+)\}/g, function (whole, name) {
-        return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole;
-      });
-    }
-    return text;
-  }
-
-  function $(id) { return document.getElementById(id); }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else node.setAttribute(key, String(value));
-    });
-    (Array.isArray(children) ? children : [children]).forEach(function (child) {
-      if (child === null || child === undefined || child === false) return;
-      node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
-    });
-    return node;
-  }
 
   function setStatus(text, isError) {
     var node = $("kb-status");
