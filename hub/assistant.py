@@ -12,6 +12,7 @@ import logging
 import unicodedata
 import weakref
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -185,8 +186,6 @@ async def _agent_owns(session: AsyncSession, conversation: Conversation) -> bool
         TimelineItem.direction == Direction.OUTBOUND)
     handed_back = conversation.bot_state.get("handed_back_at")
     if handed_back:
-        from datetime import datetime
-
         query = query.where(TimelineItem.created_at > datetime.fromisoformat(
             handed_back.replace("Z", "+00:00")))
     return bool((await session.execute(select(exists(query)))).scalar())

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from hub import db
 from hub.app import build_services, create_litestar
@@ -22,8 +21,9 @@ from hub.models import Agent
 from hub.security import hash_password
 from hub.services import Services
 from hub.settings import Settings
+from tests.fakes.loopback import serving
 
-pytest_plugins = ["tests.fakes.line_api"]  # the fake_line fixture
+pytest_plugins = ["tests.fakes.line_api", "tests.fakes.smtp_sink"]  # fake_line, sink
 
 PG_ADMIN_URL = os.environ.get("OMOHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"
@@ -128,13 +128,6 @@ class RunningHub:
         return await self.http.request(method, path, headers=headers, **kwargs)
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 AGENTS = [("agent@example.com", "agent-password", "Aoi", "agent"),
           ("lead@example.com", "lead-password", "Ken", "supervisor")]
 
@@ -159,18 +152,5 @@ async def hub(settings: Settings, agent_hashes: dict[str, str]) -> AsyncIterator
     services = build_services(settings)
     await seed_agents(services, agent_hashes)
     app = socketio.ASGIApp(services.sio, other_asgi_app=create_litestar(services))
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
         yield RunningHub(url, services, http)
-    server.should_exit = True
-    await task
-    sock.close()

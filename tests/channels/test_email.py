@@ -23,7 +23,7 @@ from hub.models import Identity, OutboxItem, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.smtp_sink import SmtpSink, running_sink
+from tests.fakes.smtp_sink import SmtpSink
 
 SUPPORT = "support@example.com"
 TOKEN = "hook-token-" + "y" * 20
@@ -35,12 +35,6 @@ def email_settings(database_url: str, tmp_path: Path, sink: SmtpSink) -> Setting
                     data_dir=str(tmp_path / "data"), smtp_listen="127.0.0.1:0",
                     smtp_relay=sink.address, support_address=SUPPORT,
                     email_webhook_token=TOKEN)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    async with running_sink() as started:
-        yield started
 
 
 @pytest.fixture

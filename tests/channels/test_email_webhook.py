@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,10 @@ from tests.channels.test_email import (
 )
 from tests.channels.test_email_parse import CORPUS, FIXTURES
 from tests.conftest import RunningHub
-from tests.fakes.smtp_sink import SmtpSink, running_sink
+from tests.fakes.smtp_sink import SmtpSink
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 OUTCOMES = {"stored", "duplicate", "bounce", "ignored"}
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    async with running_sink() as started:
-        yield started
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from hub.models import Identity, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.twilio_api import FAKE_AUDIO, FakeTwilio, loopback_socket, running, url_of
+from tests.fakes.loopback import loopback_socket, url_of
+from tests.fakes.twilio_api import FAKE_AUDIO, FakeTwilio, running
 
 ACCOUNT = "AC" + "a1" * 16
 TOKEN = "twilio-test-auth-token"

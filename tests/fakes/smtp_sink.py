@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
@@ -66,3 +67,10 @@ async def running_sink() -> AsyncIterator[SmtpSink]:
         yield sink
     finally:
         await sink.stop()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    """A loopback SMTP server that keeps what it receives (a pytest fixture)."""
+    async with running_sink() as started:
+        yield started

@@ -7,7 +7,6 @@ Only what the hub uses is implemented: ``Messages.json``, ``Calls.json`` and
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
+from tests.fakes.loopback import serving
 
 Scope = dict[str, Any]
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<rest>.+)$")
@@ -94,34 +93,10 @@ def _error(status: int, code: int, message: str) -> tuple[int, Any, str]:
                     "more_info": f"https://www.twilio.com/docs/errors/{code}"}, "application/json"
 
 
-def loopback_socket() -> socket.socket:
-    """A bound loopback socket, so the fake's URL is known before the hub's settings."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 @contextlib.asynccontextmanager
 async def running(fake: FakeTwilio,
                   sock: socket.socket | None = None) -> AsyncIterator[FakeTwilio]:
     """Serve ``fake`` with uvicorn on loopback; ``fake.url`` is its base URL."""
-    sock = sock or loopback_socket()
-    server = uvicorn.Server(uvicorn.Config(fake, lifespan="off", log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    fake.url = url_of(sock)
-    try:
+    async with serving(fake, sock, lifespan="off") as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
