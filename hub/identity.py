@@ -75,6 +75,23 @@ async def find_identity(session: AsyncSession, kind: str, value: str) -> Identit
     return result.scalar_one_or_none()
 
 
+async def join_identity(session: AsyncSession, customer_id: int, kind: str,
+                        value: str) -> Identity:
+    """A proven identity (a redeemed code, an account link) joins ``customer_id``: created
+    verified, or — when it is another customer's — by merging that customer in (audited)."""
+    identity = await find_identity(session, kind, value)
+    if identity is None:
+        identity = Identity(customer_id=customer_id, kind=kind, value=value, verified=True)
+        session.add(identity)
+        await session.flush()
+        return identity
+    if identity.customer_id != customer_id:
+        await merge_customers(session, customer_id, identity.customer_id, actor_id=None)
+        await session.refresh(identity)
+    identity.verified = True
+    return identity
+
+
 def audit(session: AsyncSession, action: str, subject_type: str, subject_id: int | None,
           actor_id: int | None = None, actor_type: str = "agent", **data: Any) -> None:
     session.add(AuditEvent(actor_type=actor_type, actor_id=actor_id, action=action,

@@ -18,8 +18,8 @@ import segno
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.identity import audit, find_identity, merge_customers
-from hub.models import Conversation, Identity, LinkAttempt, LinkCode, Status, utcnow
+from hub.identity import audit, join_identity
+from hub.models import Conversation, LinkAttempt, LinkCode, Status, utcnow
 from hub.security import Signer
 from hub.settings import Settings
 
@@ -132,7 +132,7 @@ async def redeem(session: AsyncSession, signer: Signer, code: str, kind: str,
     if link is None or conversation is None or not _joinable(conversation, link):
         session.add(LinkAttempt(sender=sender[:340]))
         return None
-    identity = await _join(session, link.customer_id, kind, value)
+    identity = await join_identity(session, link.customer_id, kind, value)
     link.used_at = utcnow()
     link.used_by_identity_id = identity.id
     audit(session, "link.redeemed", "customer", link.customer_id, actor_type="customer",
@@ -150,17 +150,3 @@ async def _failed_attempts(session: AsyncSession, sender: str) -> int:
     since = utcnow() - ATTEMPT_WINDOW
     return int((await session.execute(select(func.count()).select_from(LinkAttempt).where(
         LinkAttempt.sender == sender[:340], LinkAttempt.created_at > since))).scalar_one())
-
-
-async def _join(session: AsyncSession, customer_id: int, kind: str, value: str) -> Identity:
-    identity = await find_identity(session, kind, value)
-    if identity is None:
-        identity = Identity(customer_id=customer_id, kind=kind, value=value, verified=True)
-        session.add(identity)
-        await session.flush()
-        return identity
-    if identity.customer_id != customer_id:
-        await merge_customers(session, customer_id, identity.customer_id, actor_id=None)
-        await session.refresh(identity)
-    identity.verified = True
-    return identity

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.identity import audit, find_identity, merge_customers
+from hub.identity import audit, join_identity
 from hub.models import AuditEvent, Conversation, Customer, Direction, Identity, TimelineItem
 from hub.security import Signer
 from hub.serialize import conversation_summary, item_json
@@ -126,15 +126,7 @@ async def pending_media(sessions: Sessions, before: datetime,
 
 async def join_line_user(session: AsyncSession, customer_id: int, user_id: str) -> Identity:
     """Attach the LINE identity to ``customer_id`` (merging the LINE user's customer in)."""
-    identity = await find_identity(session, "line", user_id)
-    if identity is None:
-        identity = Identity(customer_id=customer_id, kind="line", value=user_id, verified=True)
-        session.add(identity)
-        await session.flush()
-    elif identity.customer_id != customer_id:
-        await merge_customers(session, customer_id, identity.customer_id, actor_id=None)
-        await session.refresh(identity)
-    identity.verified = True
+    identity = await join_identity(session, customer_id, "line", user_id)
     audit(session, "line.account_linked", "customer", customer_id, actor_type="customer",
           identity=f"line:{user_id}")
     return identity
