@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hub import db
+from hub.process import tune_for_serving
 from hub.settings import Settings, load_settings
 
 
@@ -25,10 +25,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         # Links, QR codes and Twilio signatures must name where we really listen.
         settings = settings.with_changes(public_url=f"http://{host}:{port}")
     app = create_app(settings)
-    # Move everything built at start-up out of the collector's sight: long-lived objects
-    # are never garbage, and scanning them on every collection costs latency under load.
-    gc.collect()
-    gc.freeze()
+    tune_for_serving()
     print(f"omohub listening on http://{host}:{port}  (public URL {settings.public_url})",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -16,8 +19,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,6 +53,50 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _writer_connection(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event starts transactions
+
+
+def _begin_immediate(connection: Any) -> None:
+    # Every writer transaction writes: take the write lock first (waiting up to busy_timeout)
+    # rather than read first and fail at once with SQLITE_BUSY when another connection
+    # committed in between, which WAL mode reports without calling the busy handler.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqliteWriter:
+    """Runs a function in one transaction on a thread of its own, through the standard
+    library's sqlite3 driver.
+
+    Through aiosqlite every statement, cursor, fetch and commit is a hand-off to its thread
+    and back (thirteen per ingest batch); here a whole transaction is one. SQLite files
+    only (an in-memory database is private to its connection)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url.replace("+aiosqlite", "", 1))
+        event.listen(self.engine, "connect", _writer_connection)
+        event.listen(self.engine, "begin", _begin_immediate)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    @staticmethod
+    def usable_for(url: str) -> bool:
+        database = make_url(url).database
+        return url.startswith("sqlite") and bool(database) and database != ":memory:"
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[Session], T]) -> T:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            return work(session)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

@@ -11,20 +11,20 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, tuple_, update
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm import Session
 
 from channels.base import Inbound
 from hub import events
+from hub.db import SqliteWriter
 from hub.identity import normalize_identity, preview
 from hub.models import (
     Conversation,
@@ -37,6 +37,7 @@ from hub.models import (
     TimelineItem,
     utcnow,
 )
+from hub.rows import ROW_OF, CustomerRow, IdentityRow, ItemRow, Row, TicketRow
 from hub.serialize import conversation_summary, item_json
 from hub.text import clean_text
 
@@ -46,12 +47,14 @@ MAX_BATCH = 256
 
 @dataclass
 class IngestResult:
-    item: TimelineItem
-    conversation: Conversation
-    customer: Customer
+    """What one inbound became, as committed (snapshots, see hub.rows)."""
+
+    item: ItemRow
+    conversation: TicketRow
+    customer: CustomerRow
     created: bool
     opened: bool = False
-    system_items: list[TimelineItem] = field(default_factory=list)
+    system_items: list[ItemRow] = field(default_factory=list)
 
 
 def default_display_name(inbound: Inbound, value: str) -> tuple[str, bool]:
@@ -77,23 +80,6 @@ def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
     fields = model.model_fields  # type: ignore[attr-defined]
     return tuple((name, None if f.is_required() else f.default, f.default_factory)
                  for name, f in fields.items() if name != "id")
-
-
-def _detached(model: type[Any], values: dict[str, Any]) -> Any:
-    """A detached ORM instance holding ``values`` (a whole row, id included), as a session
-    leaves its objects after commit, built without the cost of ``__init__`` or a load."""
-    mapper = _mapper(model)
-    instance = mapper.class_manager.new_instance()
-    instance.__dict__.update(values)
-    # what make_transient_to_detached() does for a fully loaded row, for a tenth of the cost
-    instance_state(instance).key = mapper.identity_key_from_primary_key((values["id"],))
-    return instance
-
-
-@functools.cache
-def _mapper(model: type[Any]) -> Any:
-    configure_mappers()
-    return sa_inspect(model)
 
 
 # The batch's statements, built once: a statement is costly to build and to key for the
@@ -122,6 +108,13 @@ def _senders_query() -> Any:
             .where(tuple_(identity.c.kind, identity.c.value).in_(
                 bindparam("keys", expanding=True)))
             .order_by(ticket.c.last_activity_at))
+
+
+@functools.cache
+def _sender_columns() -> tuple[tuple[str, ...], ...]:
+    """Column names of the senders query's identity, customer and ticket parts, in order."""
+    return tuple(tuple(c.name for c in model.__table__.c)  # type: ignore[attr-defined]
+                 for model in (Identity, Customer, Conversation))
 
 
 @functools.cache
@@ -162,14 +155,14 @@ class _Plan:
     """What one inbound turns into; filled in over the batch's passes."""
 
     inbound: Inbound
-    identity: Identity
-    customer: Customer
-    duplicate: TimelineItem | None = None  # already stored before this batch
+    identity: IdentityRow
+    customer: CustomerRow
+    duplicate: ItemRow | None = None  # already stored before this batch
     same_as: _Plan | None = None  # an earlier inbound of this batch with the same key
     opened: bool = False
-    conversation: Conversation | None = None
-    item: TimelineItem | None = None
-    system_items: list[TimelineItem] = field(default_factory=list)
+    conversation: TicketRow | None = None
+    item: ItemRow | None = None
+    system_items: list[ItemRow] = field(default_factory=list)
 
 
 class _Batch:
@@ -178,20 +171,19 @@ class _Batch:
 
     Rows are read and written with SQLAlchemy Core (one SELECT per table, one multi-row
     INSERT … RETURNING per table, one executemany UPDATE per table and set of changed
-    columns); the results carry detached ORM instances, as the unit of work would have left
-    them after the commit. Like the unit of work, an UPDATE writes only the columns whose
-    value changed."""
+    columns) into plain row snapshots (hub.rows). Like the ORM's unit of work, an UPDATE
+    writes only the columns whose value changed."""
 
-    def __init__(self, session: AsyncSession, now: datetime, reopen_window: timedelta,
+    def __init__(self, session: Session, now: datetime, reopen_window: timedelta,
                  look_for_stored: bool = True) -> None:
         self.session = session
         self.now = now
         self.reopen_cutoff = now - reopen_window
-        self.identities: dict[tuple[str, str], Identity] = {}
-        self.customers: dict[int, Customer] = {}
-        self.conversations: dict[int, Conversation] = {}
-        self.candidates: dict[int, Conversation] = {}  # every ticket a message may join
-        self.seen: dict[tuple[str, str], TimelineItem] = {}
+        self.identities: dict[tuple[str, str], IdentityRow] = {}
+        self.customers: dict[int, CustomerRow] = {}
+        self.conversations: dict[int, TicketRow] = {}
+        self.candidates: dict[int, TicketRow] = {}  # every ticket a message may join
+        self.seen: dict[tuple[str, str], ItemRow] = {}
         self.changes: dict[tuple[type[Any], int], dict[str, Any]] = {}
         bind = session.bind
         self.sqlite = bind is not None and bind.dialect.name == "sqlite"
@@ -200,34 +192,34 @@ class _Batch:
         # is rolled back and redone with the SELECT. Elsewhere, always look first.
         self.look_for_stored = look_for_stored or not self.sqlite
 
-    async def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
+    def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
         if self.look_for_stored:
-            await self._load_duplicates(inbounds)
-        await self._load_senders({(i.identity_kind, i.identity_value) for i in inbounds})
-        await self._create_missing_customers(inbounds)
+            self._load_duplicates(inbounds)
+        self._load_senders({(i.identity_kind, i.identity_value) for i in inbounds})
+        self._create_missing_customers(inbounds)
         plans = self._plan(inbounds)
-        await self._open_tickets(plans)
-        await self._store_items(plans)
+        self._open_tickets(plans)
+        self._store_items(plans)
         for plan in plans:
             if plan.item is not None and plan.same_as is None and plan.duplicate is None:
                 self._set(plan.conversation, "last_item_id", plan.item.id)
-        await self._write_changes()
-        return [await self._result(plan) for plan in plans]
+        self._write_changes()
+        return [self._result(plan) for plan in plans]
 
     # --- reading and writing rows ------------------------------------------------------
 
-    async def _select(self, model: type[Any], statement: Any, **params: Any) -> list[Any]:
-        rows = (await self.session.execute(statement, params)).mappings().all()
-        return [_detached(model, dict(row)) for row in rows]
+    def _select(self, model: type[Any], statement: Any, **params: Any) -> list[Any]:
+        rows = (self.session.execute(statement, params)).mappings().all()
+        return [ROW_OF[model](dict(row)) for row in rows]
 
-    async def _insert(self, model: type[Any], rows: list[dict[str, Any]]) -> list[Any]:
+    def _insert(self, model: type[Any], rows: list[dict[str, Any]]) -> list[Any]:
         """INSERT ``rows`` in one statement; their instances come back in the rows' order."""
         if not rows:
             return []
         table = model.__table__  # type: ignore[attr-defined]
         skip_stored = model is TimelineItem and not self.look_for_stored
         statement = _new_items_query() if skip_stored else _insert_query(model, self.sqlite)
-        result = await self.session.execute(statement, rows)
+        result = self.session.execute(statement, rows)
         if self.sqlite:
             ids = sorted(row[0] for row in result.all())
             if skip_stored and len(ids) != len(rows):
@@ -240,41 +232,39 @@ class _Batch:
                 raise RuntimeError(f"new {table.name} ids are not one ascending run")
         else:
             ids = [row[0] for row in result.all()]
-        return [_detached(model, {**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
+        row_class = ROW_OF[model]
+        return [row_class({**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
 
-    def _set(self, instance: Any, name: str, value: Any) -> None:
+    def _set(self, row: Row, name: str, value: Any) -> None:
         """Change one column of a row read or written in this batch; written at the end."""
-        if instance.__dict__.get(name) == value:
+        if row.__dict__.get(name) == value:
             return
-        instance.__dict__[name] = value
-        self.changes.setdefault((type(instance), instance.id), {})[name] = value
+        row.__dict__[name] = value
+        self.changes.setdefault((row.model, row.id), {})[name] = value
 
-    async def _write_changes(self) -> None:
+    def _write_changes(self) -> None:
         groups: dict[tuple[type[Any], tuple[str, ...]], list[dict[str, Any]]] = {}
         for (model, id_), values in self.changes.items():
             groups.setdefault((model, tuple(sorted(values))), []).append(
                 {"_id": id_, **{f"_{k}": v for k, v in values.items()}})
         for (model, names), params in groups.items():
-            await self.session.execute(_update_query(model, names), params)
+            self.session.execute(_update_query(model, names), params)
 
     # --- the passes --------------------------------------------------------------------
 
-    async def _load_duplicates(self, inbounds: list[Inbound]) -> None:
+    def _load_duplicates(self, inbounds: list[Inbound]) -> None:
         keyed = {(i.channel, i.external_id) for i in inbounds if i.external_id}
         if not keyed:
             return
-        for item in await self._select(TimelineItem, _duplicates_query(), keys=list(keyed)):
+        for item in self._select(TimelineItem, _duplicates_query(), keys=list(keyed)):
             self.seen[(item.channel, item.external_id or "")] = item
 
-    async def _load_senders(self, keys: set[tuple[str, str]]) -> None:
+    def _load_senders(self, keys: set[tuple[str, str]]) -> None:
         """Known identities, their customers and the tickets a message may join."""
-        identity = Identity.__table__  # type: ignore[attr-defined]
-        customer = Customer.__table__  # type: ignore[attr-defined]
-        ticket = Conversation.__table__  # type: ignore[attr-defined]
-        names = [[c.name for c in table.c] for table in (identity, customer, ticket)]
+        names = _sender_columns()
         cut1, cut2 = len(names[0]), len(names[0]) + len(names[1])
-        tickets: dict[int, Conversation] = {}
-        rows = await self.session.execute(
+        tickets: dict[int, TicketRow] = {}
+        rows = self.session.execute(
             _senders_query(), {"keys": list(keys), "reopen_cutoff": self.reopen_cutoff})
         for row in rows.all():
             identity_row = dict(zip(names[0], row[:cut1], strict=True))
@@ -282,11 +272,11 @@ class _Batch:
             ticket_row = dict(zip(names[2], row[cut2:], strict=True))
             key = (identity_row["kind"], identity_row["value"])
             if key not in self.identities:
-                self.identities[key] = _detached(Identity, identity_row)
+                self.identities[key] = IdentityRow(identity_row)
             if customer_row["id"] not in self.customers:
-                self.customers[customer_row["id"]] = _detached(Customer, customer_row)
+                self.customers[customer_row["id"]] = CustomerRow(customer_row)
             if ticket_row["id"] is not None and ticket_row["id"] not in tickets:
-                tickets[ticket_row["id"]] = _detached(Conversation, ticket_row)
+                tickets[ticket_row["id"]] = TicketRow(ticket_row)
         self.candidates.update(tickets)
         for conversation in tickets.values():  # oldest activity first
             current = self.conversations.get(conversation.customer_id)
@@ -294,7 +284,7 @@ class _Batch:
                     conversation.status != Status.RESOLVED):
                 self.conversations[conversation.customer_id] = conversation
 
-    async def _create_missing_customers(self, inbounds: list[Inbound]) -> None:
+    def _create_missing_customers(self, inbounds: list[Inbound]) -> None:
         customers: list[dict[str, Any]] = []
         identities: list[dict[str, Any]] = []
         new_keys: set[tuple[str, str]] = set()
@@ -311,11 +301,11 @@ class _Batch:
                                    verified=inbound.identity_verified))
         if not customers:
             return
-        for customer, row in zip(await self._insert(Customer, customers), identities,
+        for customer, row in zip(self._insert(Customer, customers), identities,
                                  strict=True):
             self.customers[customer.id] = customer
             row["customer_id"] = customer.id
-        for identity in await self._insert(Identity, identities):
+        for identity in self._insert(Identity, identities):
             self.identities[(identity.kind, identity.value)] = identity
 
     def _plan(self, inbounds: list[Inbound]) -> list[_Plan]:
@@ -343,17 +333,17 @@ class _Batch:
                 plan.opened = True
         return plans
 
-    async def _open_tickets(self, plans: list[_Plan]) -> None:
+    def _open_tickets(self, plans: list[_Plan]) -> None:
         openers = [plan for plan in plans if plan.opened]
         rows = [_row(Conversation, customer_id=p.customer.id, last_channel=p.inbound.channel,
                      channels=[], product_sku=p.inbound.product_sku,
                      store_id=p.inbound.store_id, locale=p.inbound.locale,
                      created_at=self.now, last_activity_at=self.now) for p in openers]
-        for plan, conversation in zip(openers, await self._insert(Conversation, rows),
+        for plan, conversation in zip(openers, self._insert(Conversation, rows),
                                       strict=True):
             self.conversations[plan.customer.id] = conversation  # type: ignore[index]
 
-    async def _store_items(self, plans: list[_Plan]) -> None:
+    def _store_items(self, plans: list[_Plan]) -> None:
         """Ticket changes in message order, then every new timeline row in one INSERT."""
         rows: list[dict[str, Any]] = []
         system_counts: list[int] = []
@@ -377,14 +367,14 @@ class _Batch:
                 attachments=[a.as_dict() for a in inbound.attachments],
                 data=dict(inbound.data), created_at=created_at))
             self._touch(conversation, inbound, created_at)
-        stored = iter(await self._insert(TimelineItem, rows))
+        stored = iter(self._insert(TimelineItem, rows))
         counts = iter(system_counts)
         for plan in plans:
             if plan.conversation is not None:
                 plan.system_items = [next(stored) for _ in range(next(counts))]
                 plan.item = next(stored)
 
-    def _hinted(self, plan: _Plan) -> Conversation | None:
+    def _hinted(self, plan: _Plan) -> TicketRow | None:
         """The ticket the provider's threading names, if it is this customer's and still
         joinable (open, or resolved within the reopen window); a hint never crosses
         customers."""
@@ -392,9 +382,9 @@ class _Batch:
         ticket = self.candidates.get(hint) if hint is not None else None
         return ticket if ticket is not None and ticket.customer_id == plan.customer.id else None
 
-    async def _result(self, plan: _Plan) -> IngestResult:
+    def _result(self, plan: _Plan) -> IngestResult:
         if plan.duplicate is not None:
-            [conversation] = await self._select(
+            [conversation] = self._select(
                 Conversation, _conversation_query(), id=plan.duplicate.conversation_id)
             return IngestResult(plan.duplicate, conversation, plan.customer, created=False)
         if plan.same_as is not None:
@@ -410,7 +400,8 @@ class _Batch:
             return self.now
         return occurred
 
-    def _refresh_identity(self, identity: Identity, customer: Customer, inbound: Inbound) -> None:
+    def _refresh_identity(self, identity: IdentityRow, customer: CustomerRow,
+                          inbound: Inbound) -> None:
         if inbound.identity_verified and not identity.verified:
             self._set(identity, "verified", True)
         if not identity.reachable:
@@ -420,7 +411,7 @@ class _Batch:
             self._set(customer, "attributes", {k: v for k, v in customer.attributes.items()
                                                if k != "placeholder_name"})
 
-    def _update_ticket(self, conversation: Conversation, inbound: Inbound,
+    def _update_ticket(self, conversation: TicketRow, inbound: Inbound,
                        at: datetime) -> list[dict[str, Any]]:
         """A message joins an existing ticket: reopen it, note a channel switch."""
         system_rows: list[dict[str, Any]] = []
@@ -436,7 +427,7 @@ class _Batch:
             self._set(conversation, "store_id", inbound.store_id or conversation.store_id)
         return system_rows
 
-    def _system(self, conversation: Conversation, event: str, channel: str, at: datetime,
+    def _system(self, conversation: TicketRow, event: str, channel: str, at: datetime,
                 **data: Any) -> dict[str, Any]:
         """A note just before the message that caused it (same time, lower id)."""
         return _row(TimelineItem, conversation_id=conversation.id, kind=ItemKind.SYSTEM,
@@ -444,7 +435,7 @@ class _Batch:
                     sender_type=SenderType.SYSTEM, text="",
                     data={"event": event, **data}, created_at=at)
 
-    def _touch(self, conversation: Conversation, inbound: Inbound, created_at: datetime) -> None:
+    def _touch(self, conversation: TicketRow, inbound: Inbound, created_at: datetime) -> None:
         self._set(conversation, "status", Status.OPEN)
         self._set(conversation, "last_channel", inbound.channel)
         if inbound.channel not in conversation.channels:
@@ -468,8 +459,10 @@ class Ingestor:
     """Takes ``Inbound`` from any adapter; answers each caller after its commit."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: events.EventBus,
-                 reopen_window: timedelta = timedelta(hours=72)) -> None:
+                 reopen_window: timedelta = timedelta(hours=72),
+                 writer: SqliteWriter | None = None) -> None:
         self._sessions = sessions
+        self._writer = writer
         self._bus = bus
         self._reopen_window = reopen_window
         self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[IngestResult]]] = (
@@ -493,6 +486,8 @@ class Ingestor:
         if self._announcing is not None:  # what is committed is still announced
             with contextlib.suppress(asyncio.CancelledError):
                 await self._announcing
+        if self._writer is not None:
+            self._writer.close()
 
     async def _run(self) -> None:
         while True:
@@ -536,13 +531,26 @@ class Ingestor:
                 future.set_result(result)
 
     async def _commit(self, inbounds: list[Inbound]) -> list[IngestResult]:
+        def first_try(session: Session) -> list[IngestResult]:
+            return _Batch(session, utcnow(), self._reopen_window,
+                          look_for_stored=False).run(inbounds)
+
+        def looking_first(session: Session) -> list[IngestResult]:
+            return _Batch(session, utcnow(), self._reopen_window).run(inbounds)
+
         try:
-            async with self._sessions() as session, session.begin():
-                return await _Batch(session, utcnow(), self._reopen_window,
-                                    look_for_stored=False).run(inbounds)
+            return await self._in_transaction(first_try)
         except _StoredBefore:  # rolled back; redo it, finding the redeliveries first
-            async with self._sessions() as session, session.begin():
-                return await _Batch(session, utcnow(), self._reopen_window).run(inbounds)
+            return await self._in_transaction(looking_first)
+
+    async def _in_transaction(self, work: Callable[[Session], list[IngestResult]],
+                              ) -> list[IngestResult]:
+        """One transaction around ``work``: on SQLite's own thread when there is one, else
+        through the async driver (asyncpg, aiosqlite in memory) with the same code."""
+        if self._writer is not None:
+            return await self._writer.run(work)
+        async with self._sessions() as session, session.begin():
+            return await session.run_sync(work)
 
     async def _commit_one(self, inbound: Inbound) -> IngestResult | Exception:
         for _attempt in range(3):
@@ -568,9 +576,11 @@ class Ingestor:
 
 def _normalized(inbound: Inbound) -> Inbound:
     value = _normalize_identity(inbound.identity_kind, inbound.identity_value)
+    text = clean_text(inbound.text)
     name = clean_text(inbound.display_name) if inbound.display_name else inbound.display_name
-    return replace(inbound, identity_value=value, text=clean_text(inbound.text),
-                   display_name=name)
+    if (value, text, name) == (inbound.identity_value, inbound.text, inbound.display_name):
+        return inbound  # the usual case, and a copy of the dataclass is not free
+    return replace(inbound, identity_value=value, text=text, display_name=name)
 
 
 # A pure function on every message's path: remember recent answers. Refusals

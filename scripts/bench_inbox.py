@@ -36,6 +36,8 @@ QUERIES = {
     "all, newest first": InboxFilter(limit=50),
     "mine": InboxFilter(assignee="me", limit=50),
     "unassigned open": InboxFilter(status="open", assignee="unassigned", limit=50),
+    "search by name": InboxFilter(q="customer 4242", limit=50),
+    "search, no match": InboxFilter(q="返品", limit=50),  # the worst case: nothing matches
 }
 
 

@@ -26,6 +26,8 @@ separate process holds the ``/agent`` socket where every message is counted and 
 Server CPU time is read from /proc over each measured window, so every run also reports
 msgs per server CPU-second, which does not depend on how busy the rest of the machine is.
 A full run repeats every mode ``--repeat`` (3) times in rotated order and reports medians.
+Every server gets the process settings ``omohub serve`` applies (``hub.process``); set
+``BENCH_TUNE=0`` to run all three without them.
 
 Prints one line per figure and ends with a one-line JSON summary; progress goes to stderr.
 Results and method: docs/benchmarks.md.
@@ -203,6 +205,10 @@ def serve(mode: str, port: int, workdir: str) -> None:
         app = create_app(settings)
     else:
         app = build_bare_app(mode, database_url)
+    if os.environ.get("BENCH_TUNE", "1") == "1":
+        from hub.process import tune_for_serving
+
+        tune_for_serving()  # what `omohub serve` does, for every mode alike
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                 access_log=False)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from channels.base import Inbound
 from hub import events
+from hub.db import SqliteWriter, migrate_async
 from hub.models import Conversation, Customer, Identity, TimelineItem, utcnow
 from hub.services import Services
 
@@ -189,3 +192,31 @@ async def test_threading_hint_never_crosses_customers(services: Services) -> Non
                                                   conversation_hint=victim.conversation.id))
     assert stranger.conversation.id != victim.conversation.id
     assert stranger.opened
+
+
+def test_sqlite_writer_is_only_for_sqlite_files() -> None:
+    assert SqliteWriter.usable_for("sqlite+aiosqlite:///./omohub.db")
+    assert not SqliteWriter.usable_for("sqlite+aiosqlite:///:memory:")
+    assert not SqliteWriter.usable_for("sqlite+aiosqlite://")
+    assert not SqliteWriter.usable_for("postgresql+asyncpg://postgres@127.0.0.1/test")
+
+
+async def test_sqlite_writer_rolls_back_what_a_failing_batch_wrote(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
+    await migrate_async(url)
+    writer = SqliteWriter(url)
+
+    def add_then_fail(session: Session) -> None:
+        session.add(Customer(display_name="half-written"))
+        session.flush()
+        raise RuntimeError("crash inside the batch")
+
+    def customers(session: Session) -> int:
+        return len(session.execute(select(Customer.id)).all())
+
+    try:
+        with pytest.raises(RuntimeError):
+            await writer.run(add_then_fail)
+        assert await writer.run(customers) == 0
+    finally:
+        writer.close()
