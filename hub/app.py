@@ -84,7 +84,9 @@ def build_services(settings: Settings) -> Services:
         settings=settings, engine=engine, sessions=sessions, bus=bus,
         signer=Signer(settings.secret_key or ""),
         sio=realtime.create_server(settings.redis_url, settings.redis_channel),
-        ingestor=Ingestor(sessions, bus, timedelta(hours=settings.reopen_window_hours)),
+        ingestor=Ingestor(sessions, bus, timedelta(hours=settings.reopen_window_hours),
+                          writer=db.SqliteWriter(settings.database_url)
+                          if db.SqliteWriter.usable_for(settings.database_url) else None),
         dispatcher=dispatcher,
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
         files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
@@ -116,7 +118,9 @@ def _wire_channels(services: Services) -> None:
         services.adapters[sms.name] = sms
         services.adapters[phone.name] = phone
     if email_configured(services.settings):
-        services.adapters[EmailChannel.name] = EmailChannel(services)
+        email = EmailChannel(services)
+        services.adapters[email.name] = email
+        services.bus.subscribe(email.on_event)  # addresses given in web chat
 
 
 def _templates() -> TemplateConfig[JinjaTemplateEngine]:
@@ -140,19 +144,29 @@ def _lifespan(services: Services) -> Any:
         try:
             yield
         finally:
-            for adapter in services.adapters.values():
-                if callable(getattr(adapter, "stop", None)):
-                    await adapter.stop()
             if "assistant" in services.extras:
                 warm_up.cancel()
-            await services.dispatcher.stop()
-            await services.ingestor.stop()
-            await services.engine.dispose()
+            await stop_services(services)
 
     return lifespan
 
 
-def _security_headers(response: Response[Any]) -> Response[Any]:
+async def stop_services(services: Services) -> None:
+    """Shutdown in dependency order: no new inbound, then what was committed is announced,
+    the bot's answers under way finish (or are cancelled), and the outbox stops last."""
+    for adapter in services.adapters.values():
+        if callable(getattr(adapter, "stop", None)):
+            await adapter.stop()  # e.g. the SMTP listener, the IMAP poller, LINE's downloads
+    await services.ingestor.stop()
+    assistant = services.extras.get("assistant")
+    if assistant is not None:
+        await assistant.stop()
+    await services.dispatcher.stop()
+    await services.engine.dispose()
+
+
+async def _security_headers(response: Response[Any]) -> Response[Any]:
+    # async on purpose: Litestar runs a sync hook in a worker thread, on every request
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
 

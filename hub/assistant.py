@@ -19,6 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import events
+from hub.background import Background
 from hub.models import (
     Conversation,
     Direction,
@@ -55,7 +56,7 @@ class Assistant:
         self.hours = hours
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._answers = Background("bot")
 
     async def on_event(self, event: events.Event) -> None:
         payload = event.payload
@@ -64,14 +65,15 @@ class Assistant:
                 or payload.get("type") != ItemKind.MESSAGE
                 or payload.get("channel") not in self.channels):
             return
-        task = asyncio.create_task(self._answer(event.conversation_id, payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._answers.spawn(self._answer(event.conversation_id, payload))
 
     async def drain(self) -> None:
-        """Wait for the answers under way (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for the answers under way (tests)."""
+        await self._answers.drain()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Shutdown: let answers under way finish for a moment, then cancel them."""
+        await self._answers.close(grace)
 
     async def _answer(self, conversation_id: int, payload: dict[str, Any]) -> None:
         lock = self._locks.get(conversation_id)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import ChannelAdapter, Outbound, SendResult
 from hub import events
+from hub.background import wait_for_event
 from hub.models import (
     Conversation,
     Delivery,
@@ -91,8 +92,7 @@ class Dispatcher:
                     pass
             except Exception:
                 log.exception("outbox pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+            await wait_for_event(self._wake, self._poll)
 
     async def run_once(self, limit: int = 50) -> int:
         """Send what is due; returns how many rows were handled."""

@@ -200,7 +200,7 @@ async def omohub_rate(mails: list[tuple[str, bytes]], connections: int,
     from sqlalchemy import func, select
 
     from hub import db
-    from hub.app import build_services
+    from hub.app import build_services, stop_services
     from hub.models import TimelineItem
     from hub.settings import Settings
 
@@ -220,9 +220,7 @@ async def omohub_rate(mails: list[tuple[str, bytes]], connections: int,
             stored = (await session.execute(select(func.count()).select_from(
                 TimelineItem).where(TimelineItem.channel == "email"))).scalar_one()
     finally:
-        await channel.stop()
-        await services.ingestor.stop()
-        await services.engine.dispose()
+        await stop_services(services)
     return rate, int(stored)
 
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import db
-from hub.app import build_services, create_litestar
+from hub.app import build_services, create_litestar, stop_services
 from hub.models import Agent
 from hub.security import hash_password
 from hub.services import Services
@@ -102,12 +102,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     built = build_services(settings)
     built.dispatcher.start()
     yield built
-    for adapter in built.adapters.values():  # as the lifespan does on shutdown
-        if callable(getattr(adapter, "stop", None)):
-            await adapter.stop()
-    await built.dispatcher.stop()
-    await built.ingestor.stop()
-    await built.engine.dispose()
+    await stop_services(built)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from hub.background import wait_for_event
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -247,5 +248,4 @@ class ImapPoller:
             await self._sleep(self.config.poll_seconds)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await wait_for_event(self._stopping, seconds)

@@ -179,7 +179,7 @@ def test_split_text_keeps_every_character(words: str) -> None:
 
 async def test_bot_shows_loading_then_answers_free(
         settings: Settings, fake_line: FakeLine) -> None:
-    from hub.app import build_services
+    from hub.app import build_services, stop_services
 
     services = build_services(settings.with_changes(bot_enabled=True))
     services.dispatcher.start()
@@ -187,10 +187,7 @@ async def test_bot_shows_loading_then_answers_free(
         await customer_writes(services)
         await fake_line.wait_for(lambda f: len(f.deliveries) == 1, within=20)
     finally:
-        await services.adapters["line"].stop()  # type: ignore[attr-defined]
-        await services.dispatcher.stop()
-        await services.ingestor.stop()
-        await services.engine.dispose()
+        await stop_services(services)
     [loading] = fake_line.to("/v2/bot/chat/loading/start")
     assert loading.json == {"chatId": USER, "loadingSeconds": 10}
     [answer] = fake_line.deliveries

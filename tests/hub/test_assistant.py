@@ -181,3 +181,16 @@ def test_after_hours_handoff_says_when_people_are_back() -> None:
                                            locale="ja", now=sunday_night)
     assert action.kind == "handoff" and "24日" in action.text  # Monday the 23rd is a holiday
     assert business_hours(Settings()) is None  # always open unless configured
+
+
+async def test_shutdown_leaves_no_answer_running(settings: Settings) -> None:
+    from channels.base import Inbound
+    from hub.app import build_services, stop_services
+
+    services = build_services(settings)
+    services.dispatcher.start()
+    await services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="leaving", text="送料はいくら?"))
+    await stop_services(services)  # while the bot is still thinking about its answer
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
