@@ -7,6 +7,7 @@ value, or an agent merge (audited, reversible).
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
@@ -261,3 +262,132 @@ async def set_reachable(session: AsyncSession, kind: str, value: str,
         audit(session, "identity.reachable" if reachable else "identity.unreachable",
               "customer", identity.customer_id, actor_type="channel", kind=kind)
     return identity
+
+
+# --- addresses a customer gives (unverified) and how they are proven -------------------
+
+CLAIMS = "claimed_identities"  # Customer.attributes: "kind:value" the customer gave
+GIVABLE_KINDS = frozenset({IdentityKind.EMAIL, IdentityKind.PHONE, IdentityKind.CRM})
+
+
+def claim_key(kind: str, value: str) -> str:
+    return f"{kind}:{value}"
+
+
+def claims_of(customer: Customer) -> list[tuple[str, str]]:
+    """What ``customer`` said is theirs (given in chat or by an agent), as (kind, value)."""
+    found = customer.attributes.get(CLAIMS)
+    pairs = []
+    for entry in found if isinstance(found, list) else []:
+        kind, _, value = str(entry).partition(":")
+        if kind and value:
+            pairs.append((kind, value))
+    return pairs
+
+
+def _add_claim(customer: Customer, kind: str, value: str) -> None:
+    key = claim_key(kind, value)
+    claims = [str(c) for c in customer.attributes.get(CLAIMS) or []]
+    if key not in claims:  # reassigned, not mutated: the JSON column tracks assignments
+        customer.attributes = {**customer.attributes, CLAIMS: [*claims, key][-20:]}
+
+
+@dataclass(frozen=True)
+class Given:
+    """What became of an address a customer gave: stored on them (unverified), already
+    theirs, or held by another customer (``holder_id``: the inbox suggests a merge)."""
+
+    kind: str
+    value: str
+    identity: Identity | None
+    holder_id: int | None = None
+    created: bool = False
+
+
+async def give_identity(session: AsyncSession, customer_id: int, kind: str, value: str, *,
+                        actor_id: int | None = None, actor_type: str = "agent",
+                        source: str = "agent") -> Given:
+    """A customer gave an address (in chat, or to an agent): it becomes an *unverified*
+    identity of theirs. Unverified, it never pulls another channel's messages in on its own
+    (see ``unproven_claim``); a reply to our own mail or an agent verifies it. When another
+    customer already holds the value, nothing moves: the claim is kept, so both customers'
+    merge suggestions name each other."""
+    if kind not in GIVABLE_KINDS:
+        raise InvalidIdentity(f"{kind!r} identities cannot be given, only proven")
+    value = normalize_identity(kind, value)
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"customer {customer_id} not found")
+    if customer.merged_into_id is not None:
+        raise MergeError("customer was merged into another")
+    _add_claim(customer, kind, value)
+    existing = await find_identity(session, kind, value)
+    if existing is None:
+        identity = Identity(customer_id=customer_id, kind=kind, value=value, verified=False)
+        session.add(identity)
+        await session.flush()
+        audit(session, "identity.added", "customer", customer_id, actor_id, actor_type,
+              kind=kind, value=value, source=source)
+        return Given(kind, value, identity, created=True)
+    if existing.customer_id == customer_id:
+        return Given(kind, value, existing)
+    audit(session, "identity.claimed", "customer", customer_id, actor_id, actor_type,
+          kind=kind, value=value, source=source, holder_id=existing.customer_id)
+    return Given(kind, value, None, holder_id=existing.customer_id)
+
+
+async def set_verified(session: AsyncSession, customer_id: int, kind: str, value: str,
+                       verified: bool = True, *, actor_id: int | None = None,
+                       actor_type: str = "agent", reason: str | None = None) -> Identity:
+    """An agent (or a proof such as a reply to our own mail) vouches for an identity."""
+    value = normalize_identity(kind, value)
+    identity = await find_identity(session, kind, value)
+    if identity is None or identity.customer_id != customer_id:
+        raise LookupError(f"customer {customer_id} has no {kind} identity {value!r}")
+    if identity.verified != verified:
+        identity.verified = verified
+        audit(session, "identity.verified" if verified else "identity.unverified",
+              "customer", customer_id, actor_id, actor_type, kind=kind, value=value,
+              **({"reason": reason} if reason else {}))
+    return identity
+
+
+async def has_spoken(session: AsyncSession, identity_id: int) -> bool:
+    """Whether any message ever came from this identity (it is then its sender's own)."""
+    found = await session.execute(select(TimelineItem.id).where(
+        TimelineItem.identity_id == identity_id).limit(1))
+    return found.first() is not None
+
+
+async def unproven_claim(session: AsyncSession, kind: str, value: str) -> Identity | None:
+    """The identity for ``value`` when it is only a claim: given (in chat or to an agent),
+    never verified, and nothing ever came from it. A message from such a value must not
+    join the customer who gave it (anyone can type any address)."""
+    identity = await find_identity(session, kind, value)
+    if identity is None or identity.verified or await has_spoken(session, identity.id or 0):
+        return None
+    return identity
+
+
+async def release_claim(session: AsyncSession, identity: Identity, display_name: str,
+                        placeholder: bool) -> Customer | None:
+    """A message arrives from an unproven claim: the value moves to a customer of its own
+    (the message's sender), and the giver keeps the claim, so the inbox suggests merging the
+    two ("same e-mail address as …"). None when someone else moved it first."""
+    giver_id = identity.customer_id
+    sender = Customer(display_name=display_name[:200],
+                      attributes={"placeholder_name": True} if placeholder else {})
+    session.add(sender)
+    await session.flush()
+    moved = await session.execute(
+        update(Identity).where(Identity.id == identity.id, Identity.customer_id == giver_id,
+                               Identity.verified.is_(False))
+        .values(customer_id=sender.id).execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    giver = await session.get(Customer, giver_id)
+    if giver is not None:
+        _add_claim(giver, identity.kind, identity.value)
+    audit(session, "identity.released", "customer", giver_id, actor_type="channel",
+          kind=identity.kind, value=identity.value, to_customer_id=sender.id)
+    return sender

@@ -64,6 +64,12 @@ class Settings:
     imap_processed_folder: str | None = None  # move processed mail there (else flag it)
     email_auto_ack: str | None = None  # text of the automatic acknowledgement; unset = none
     email_charset: str = "utf-8"  # or iso-2022-jp for legacy Japanese mail clients
+    # Outbound relay: AUTH and TLS (auto = implicit TLS on port 465, else STARTTLS when
+    # offered, and required before a password is sent; starttls | implicit | none).
+    smtp_relay_user: str | None = None
+    smtp_relay_password: str | None = None
+    smtp_relay_tls: str = "auto"
+    smtp_relay_ca_file: str | None = None  # PEM CA bundle for a private relay's certificate
 
     @property
     def line_enabled(self) -> bool:

@@ -56,7 +56,7 @@ POLICY = _CachingPolicy()
 
 @dataclass(frozen=True)
 class MailPart:
-    """An attachment (or a part kept as one): its file name, type and bytes."""
+    """A file of a mail, received or to send: its name, type and bytes."""
 
     name: str
     content_type: str

@@ -1,7 +1,14 @@
 """One raw message in, one outcome out — the same path for SMTP, the webhook and IMAP.
 
 parse → our own mail coming back? (dropped) → a bounce of ours? (status) → duplicate? →
-store raw + attachments → threading hint → ingest (committed) → maybe acknowledge.
+threading hint → the sender's address proven or only claimed? → store raw + attachments →
+ingest (committed) → maybe acknowledge.
+
+An address joins mail to a customer automatically only when it is verified for them, or
+is their own (mail came from it before). An address a customer only *gave* (in chat, or to
+an agent) is proven by a reply to one of our own Message-IDs in that customer's ticket,
+which verifies it; any other mail from it goes to a customer of its own, and the inbox
+suggests the merge ("same e-mail address as …").
 """
 
 from __future__ import annotations
@@ -19,8 +26,15 @@ from channels.base import Attachment, Inbound, StatusUpdate
 from channels.email.loops import OwnIds, ack_allowed, automatic_reason, is_own_mail
 from channels.email.parse import ParsedMail, parse_message, synthetic_message_id
 from hub.files import FileStore
-from hub.identity import InvalidIdentity, find_identity, normalize_email
-from hub.models import Conversation, SenderType, TimelineItem, utcnow
+from hub.identity import (
+    InvalidIdentity,
+    find_identity,
+    normalize_email,
+    release_claim,
+    set_verified,
+    unproven_claim,
+)
+from hub.models import Conversation, Direction, Identity, SenderType, TimelineItem, utcnow
 from hub.services import Services
 from hub.status import apply_status
 
@@ -85,6 +99,10 @@ def _looks_like_bounce(mail: ParsedMail) -> bool:
     return bool(mail.reports) or local in _DAEMON_LOCALS or mail.from_address is None
 
 
+class _Raced(Exception):
+    """Another message moved the claim first; this transaction is rolled back."""
+
+
 class MailReceiver:
     def __init__(self, services: Services, own: OwnIds, support_addresses: list[str]) -> None:
         self.services = services
@@ -108,6 +126,8 @@ class MailReceiver:
             if existing is not None:
                 return Received("duplicate", message_id, existing.id, existing.conversation_id)
             hint, refused = await self.thread_hint(session, mail, sender)
+        if await self.settle_claim(mail, sender) == "released" and hint is not None:
+            hint, refused = None, hint  # the giver's ticket is not the sender's to join
         for flag in sender_flags:
             mail.flag(flag)
         return await self._store(mail, raw, message_id, sender, (hint, refused))
@@ -155,6 +175,42 @@ class MailReceiver:
         if identity is not None and identity.customer_id == conversation.customer_id:
             return conversation.id, None
         return None, conversation.id
+
+    async def settle_claim(self, mail: ParsedMail, sender: str) -> str | None:
+        """The sender's address, when a customer only gave it: ``verified`` when this mail
+        replies to our own mail in that customer's ticket (only the mailbox's owner has our
+        Message-ID), ``released`` to a customer of its own otherwise; None when the address
+        is verified, the sender's own, or new."""
+        try:
+            async with self.services.sessions() as session, session.begin():
+                identity = await unproven_claim(session, "email", sender)
+                if identity is None:
+                    return None
+                if await self._replies_to_us(session, mail, identity):
+                    await set_verified(session, identity.customer_id, "email", sender,
+                                       actor_type="channel", reason="replied_to_our_mail")
+                    return "verified"
+                name = (mail.from_name or "").strip()
+                if await release_claim(session, identity, name or sender, not name) is None:
+                    raise _Raced
+                log.info("mail from an address customer %s gave but never proved: released",
+                         identity.customer_id)
+                return "released"
+        except _Raced:
+            return None
+
+    async def _replies_to_us(self, session: AsyncSession, mail: ParsedMail,
+                             identity: Identity) -> bool:
+        ours = [item_id for item_id in (self.own.item_of(i) for i in
+                                        [mail.in_reply_to, *mail.references]) if item_id]
+        for item_id in ours[:20]:
+            item = await session.get(TimelineItem, item_id)
+            if item is None or item.channel != "email" or item.direction != Direction.OUTBOUND:
+                continue
+            conversation = await _follow_merges(session, item.conversation_id)
+            if conversation is not None and conversation.customer_id == identity.customer_id:
+                return True
+        return False
 
     async def _named_conversation(self, session: AsyncSession,
                                   mail: ParsedMail) -> Conversation | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import ssl
 from dataclasses import dataclass, field
 from email.charset import BASE64, Charset
 from email.header import Header
@@ -18,8 +19,10 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
+from typing import Any
 
 from channels.base import SendResult
+from channels.email.parse import MailPart
 from hub.models import utcnow
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -47,13 +50,6 @@ def reply_subject(conversation_id: int, customer_subject: str | None,
 
 
 @dataclass(frozen=True)
-class FileToSend:
-    name: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
 class MailDraft:
     sender: str
     sender_name: str
@@ -63,7 +59,7 @@ class MailDraft:
     message_id: str
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
-    files: tuple[FileToSend, ...] = ()
+    files: tuple[MailPart, ...] = ()
     automatic: bool = False
     charset: str = "utf-8"
     extra_headers: dict[str, str] = field(default_factory=dict)
@@ -145,13 +141,72 @@ def classify_error(exc: BaseException) -> SendResult:
     return SendResult(False, retryable=not permanent, error=text[:480])
 
 
-async def relay(message: Message, host: str, port: int, sender: str,
+@dataclass(frozen=True)
+class RelayConfig:
+    """Where and how replies leave: ``OMOHUB_SMTP_RELAY`` (host:port), optional AUTH
+    (``_USER``/``_PASSWORD``) and TLS (``_TLS``): ``auto`` (the default) is implicit TLS on
+    port 465 and otherwise STARTTLS whenever the relay offers it — and a password is never
+    sent without TLS; ``starttls`` requires STARTTLS, ``implicit`` is TLS from the first
+    byte, ``none`` never encrypts. ``_CA_FILE`` trusts a private relay's certificate."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: str = "auto"
+    ca_file: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RelayConfig:
+        host, port = split_host_port(settings.smtp_relay or "")
+        tls = (settings.smtp_relay_tls or "auto").strip().lower()
+        if tls not in TLS_MODES:
+            raise ValueError(f"OMOHUB_SMTP_RELAY_TLS must be one of {sorted(TLS_MODES)}")
+        return cls(host, port, settings.smtp_relay_user or None,
+                   settings.smtp_relay_password or None, tls, settings.smtp_relay_ca_file)
+
+    @property
+    def mode(self) -> str:
+        return "implicit" if self.tls == "auto" and self.port == 465 else self.tls
+
+
+TLS_MODES = frozenset({"auto", "starttls", "implicit", "none"})
+
+
+class RelayRefused(Exception):
+    """We would not go on with this relay (no TLS where it is needed)."""
+
+
+async def relay(message: Message, config: RelayConfig, sender: str,
                 recipient: str) -> SendResult:
     import aiosmtplib  # here, so the hub imports without it when no relay is configured
 
+    mode = config.mode
+    context = ssl.create_default_context(cafile=config.ca_file) if mode != "none" else None
+    client = aiosmtplib.SMTP(hostname=config.host, port=config.port, timeout=SMTP_TIMEOUT,
+                             use_tls=mode == "implicit", start_tls=False, tls_context=context)
     try:
-        await aiosmtplib.send(message, sender=sender, recipients=[recipient], hostname=host,
-                              port=port, timeout=SMTP_TIMEOUT)
+        await client.connect()
+        try:
+            if mode in {"auto", "starttls"}:
+                await client.ehlo()
+                if client.supports_extension("starttls"):
+                    await client.starttls(tls_context=context)
+                elif mode == "starttls":
+                    raise RelayRefused("the relay does not offer STARTTLS "
+                                       "(OMOHUB_SMTP_RELAY_TLS=starttls)")
+                elif config.username:
+                    raise RelayRefused("the relay does not offer STARTTLS; the password is "
+                                       "not sent in clear (OMOHUB_SMTP_RELAY_TLS=none allows)")
+            if config.username:
+                await client.login(config.username, config.password or "")
+            await client.send_message(message, sender=sender, recipients=[recipient])
+        finally:
+            client.close()
+    except RelayRefused as exc:
+        return SendResult(False, retryable=False, error=str(exc))
+    except ssl.SSLError as exc:
+        return SendResult(False, retryable=True, error=f"TLS with the relay failed: {exc}"[:480])
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return classify_error(exc)
     return SendResult(True, external_id=str(message["Message-ID"]))

@@ -1,18 +1,29 @@
-"""Customer profiles, merge suggestions, and audited merge / unmerge."""
+"""Customer profiles, identities an agent adds or verifies, merge suggestions (same
+identity first, then similar names), and audited merge / unmerge."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
 from rapidfuzz import fuzz, process
-from sqlalchemy import select
+from sqlalchemy import String, cast, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import events
 from hub.api.deps import ServicesDep
-from hub.identity import merge_customers, unmerge_customers
+from hub.identity import (
+    CLAIMS,
+    claim_key,
+    claims_of,
+    give_identity,
+    merge_customers,
+    set_verified,
+    unmerge_customers,
+)
 from hub.models import Agent, Conversation, Customer, Identity
 from hub.serialize import conversation_summary, customer_name, identity_json, iso
 
@@ -25,6 +36,20 @@ class MergeBody(msgspec.Struct):
 
 class UnmergeBody(msgspec.Struct):
     other_id: int | None = None
+
+
+class IdentityBody(msgspec.Struct):
+    kind: str
+    value: str
+
+
+class VerifyBody(msgspec.Struct):
+    kind: str
+    value: str
+    verified: bool = True
+
+
+HIDDEN_ATTRIBUTES = {"placeholder_name", CLAIMS}
 
 
 async def customer_profile(services: ServicesDep, customer_id: int) -> dict[str, Any]:
@@ -40,7 +65,8 @@ async def customer_profile(services: ServicesDep, customer_id: int) -> dict[str,
     return {
         "id": customer.id, "display_name": customer_name(customer),
         "identities": [identity_json(i) for i in identities],
-        "attributes": {k: v for k, v in customer.attributes.items() if k != "placeholder_name"},
+        "attributes": {k: v for k, v in customer.attributes.items()
+                       if k not in HIDDEN_ATTRIBUTES},
         "merged_into_id": customer.merged_into_id, "created_at": iso(customer.created_at),
         "conversations": [conversation_summary(c, customer) for c in conversations],
     }
@@ -58,20 +84,57 @@ class CustomerController(Controller):
     @get("/{customer_id:int}/suggestions")
     async def merge_suggestions(self, customer_id: FromPath[int],
                                 services: ServicesDep) -> dict[str, Any]:
-        """Other customers who look like the same person (fuzzy name and contact match)."""
+        """Other customers who may be the same person: first those sharing an identity with
+        this one (one holds an address the other gave: `reason` `same_identity`, with `kind`
+        and `value`), then similar names (`reason` `similar_name`, fuzzy `score`)."""
         async with services.sessions() as session:
             customer = await session.get(Customer, customer_id)
             if customer is None:
                 raise LookupError(f"customer {customer_id} not found")
+            items = await identity_matches(session, customer)
             others = (await session.execute(
                 select(Customer.id, Customer.display_name).where(
                     Customer.id != customer_id, Customer.merged_into_id.is_(None))
                 .order_by(Customer.id.desc()).limit(SUGGESTION_SCAN))).all()
-        choices = {row.id: row.display_name for row in others if row.display_name}
+        listed = {item["id"] for item in items}
+        choices = {row.id: row.display_name for row in others
+                   if row.display_name and row.id not in listed}
         matches = process.extract(customer.display_name, choices, scorer=fuzz.WRatio,
                                   limit=5, score_cutoff=80)
-        return {"items": [{"id": key, "display_name": name, "score": round(score, 1)}
-                          for name, score, key in matches]}
+        items.extend({"id": key, "display_name": name, "score": round(score, 1),
+                      "reason": "similar_name"} for name, score, key in matches)
+        return {"items": items}
+
+    @post("/{customer_id:int}/identities", status_code=200)
+    async def add_identity(self, customer_id: FromPath[int], data: JSONBody[IdentityBody],
+                           request: Request[Agent, str, Any],
+                           services: ServicesDep) -> dict[str, Any]:
+        """An agent adds an address the customer gave (`email`, `phone` or `crm`), stored
+        **unverified** and audited. When another customer already holds it, nothing is
+        stored twice: the answer's `conflict` names that customer, and both customers'
+        suggestions show the match for a merge."""
+        async with services.sessions() as session, session.begin():
+            given = await give_identity(session, customer_id, data.kind, data.value,
+                                        actor_id=request.user.id)
+            holder = (await session.get(Customer, given.holder_id)
+                      if given.holder_id is not None else None)
+        await _announce_customer(services, customer_id)
+        profile = await customer_profile(services, customer_id)
+        conflict = ({"customer_id": holder.id, "display_name": customer_name(holder),
+                     "kind": given.kind, "value": given.value} if holder else None)
+        return {**profile, "conflict": conflict}
+
+    @post("/{customer_id:int}/identities/verify", status_code=200)
+    async def verify_identity(self, customer_id: FromPath[int], data: JSONBody[VerifyBody],
+                              request: Request[Agent, str, Any],
+                              services: ServicesDep) -> dict[str, Any]:
+        """An agent marks one of the customer's identities verified (or not); audited. A
+        verified e-mail address joins the sender's mail to this customer automatically."""
+        async with services.sessions() as session, session.begin():
+            await set_verified(session, customer_id, data.kind, data.value, data.verified,
+                               actor_id=request.user.id)
+        await _announce_customer(services, customer_id)
+        return await customer_profile(services, customer_id)
 
     @post("/{customer_id:int}/merge", status_code=200)
     async def merge(self, customer_id: FromPath[int], data: JSONBody[MergeBody],
@@ -105,3 +168,34 @@ async def _announce_customer(services: ServicesDep, customer_id: int) -> None:
             events.CONVERSATION_UPDATED,
             conversation_summary(conversation, customer),  # type: ignore[arg-type]
             conversation.id))
+
+
+async def identity_matches(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
+    """Customers holding a value this one gave, and customers who gave a value this one
+    holds (an address typed in chat that mail then came from, unproven)."""
+    found: dict[int, dict[str, Any]] = {}
+    claims = claims_of(customer)
+    if claims:
+        rows = (await session.execute(
+            select(Identity.kind, Identity.value, Customer)
+            .join(Customer, Customer.id == Identity.customer_id)
+            .where(tuple_(Identity.kind, Identity.value).in_(claims),
+                   Customer.id != customer.id, Customer.merged_into_id.is_(None)))).all()
+        for kind, value, other in rows:
+            found.setdefault(other.id, _identity_match(other, kind, value))
+    held = (await session.execute(select(Identity.kind, Identity.value).where(
+        Identity.customer_id == customer.id).limit(20))).all()
+    for kind, value in held:
+        needle = json.dumps(claim_key(kind, value))  # as the JSON column spells it
+        rows = (await session.execute(select(Customer).where(
+            cast(Customer.attributes, String).contains(needle, autoescape=True),
+            Customer.id != customer.id, Customer.merged_into_id.is_(None)).limit(5))).scalars()
+        for other in rows:
+            if (kind, value) in claims_of(other):
+                found.setdefault(other.id, _identity_match(other, kind, value))
+    return list(found.values())
+
+
+def _identity_match(other: Customer, kind: str, value: str) -> dict[str, Any]:
+    return {"id": other.id, "display_name": customer_name(other), "score": 100.0,
+            "reason": "same_identity", "kind": kind, "value": value}

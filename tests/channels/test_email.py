@@ -92,6 +92,12 @@ async def item_for(services: Services, message_id: str) -> TimelineItem | None:
             TimelineItem.external_id == message_id))).scalar_one_or_none()
 
 
+async def email_identity(services: Services, address: str) -> Identity | None:
+    async with services.sessions() as session:
+        return (await session.execute(select(Identity).where(
+            Identity.kind == "email", Identity.value == address))).scalar_one_or_none()
+
+
 async def count_items(services: Services, **where: Any) -> int:
     async with services.sessions() as session:
         query = select(func.count()).select_from(TimelineItem).filter_by(**where)
@@ -356,10 +362,10 @@ async def test_web_chat_customer_gets_the_reply_by_mail_and_answers_into_the_tic
 
     web = await hub.services.ingestor.ingest(Inbound(
         channel="web", identity_kind="web", identity_value="visitor-1",
-        text="メールで返事をください: hanako@example.jp"))
-    async with hub.services.sessions() as session, session.begin():
-        session.add(Identity(customer_id=web.customer.id, kind="email",  # type: ignore[arg-type]
-                             value="hanako@example.jp", verified=True))
+        text="メールで返事をください: Hanako@Example.JP"))
+    given = await email_identity(hub.services, "hanako@example.jp")
+    assert given is not None and given.customer_id == web.customer.id
+    assert given.verified is False  # typed in chat: anyone can type any address
     await agent_reply(hub, web.conversation.id, "花子様、ご連絡ありがとうございます。")  # type: ignore[arg-type]
     sent = parse_message((await sink.next()).raw)
     assert sent.to == ["hanako@example.jp"] and sent.in_reply_to is None
@@ -369,6 +375,8 @@ async def test_web_chat_customer_gets_the_reply_by_mail_and_answers_into_the_tic
     await smtp_send(smtp_port(hub.services), answer)
     item = await item_for(hub.services, answer_id)
     assert item is not None and item.conversation_id == web.conversation.id
+    proven = await email_identity(hub.services, "hanako@example.jp")  # our Message-ID proves it
+    assert proven is not None and proven.verified and proven.customer_id == web.customer.id
 
 
 # --- outbound: relay outcomes, attachments, injection -------------------------------
