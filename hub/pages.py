@@ -11,6 +11,13 @@ CSP_APP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'se
            "form-action 'self'; frame-ancestors 'none'")
 CSP_EMBEDDABLE = CSP_APP.replace("frame-ancestors 'none'", "frame-ancestors *").replace(
     "img-src 'self' data: blob:", "img-src 'self' data: blob: https:")
+# The inbox's softphone (Twilio Voice JS SDK): its signalling is wss (already allowed), its
+# call-quality reports go to https://eventgw[.<region>].twilio.com, its ring tones come from
+# https://sdk.twilio.com; the call's audio is WebRTC (outside CSP) played from a MediaStream.
+CSP_SOFTPHONE = CSP_APP.replace("connect-src 'self' ws: wss:",
+                                "connect-src 'self' ws: wss: https://*.twilio.com").replace(
+    "object-src", "media-src 'self' blob: https://sdk.twilio.com; object-src")
+PAGE_CSP = {"inbox.html": CSP_SOFTPHONE}  # by template name; every other page: CSP_APP
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 LOCALES = ("ja", "en")
 
@@ -38,7 +45,9 @@ def pick_locale(request: Request[Any, Any, Any], default: str = "ja") -> str:
 
 
 def secure_headers(response: Response[Any], embeddable: bool = False) -> Response[Any]:
-    response.headers["Content-Security-Policy"] = CSP_EMBEDDABLE if embeddable else CSP_APP
+    page = getattr(response, "template_name", None)
+    response.headers["Content-Security-Policy"] = (
+        CSP_EMBEDDABLE if embeddable else PAGE_CSP.get(page or "", CSP_APP))
     if not embeddable:
         response.headers["X-Frame-Options"] = "DENY"
     response.headers.update(SECURITY_HEADERS)

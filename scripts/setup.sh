@@ -20,8 +20,9 @@ if command -v npm >/dev/null 2>&1; then
   npm ci --no-audit --no-fund --loglevel=error
   mkdir -p agent_ui/static/vendor
   cp node_modules/socket.io-client/dist/socket.io.min.js agent_ui/static/vendor/
+  cp node_modules/@twilio/voice-sdk/dist/twilio.min.js agent_ui/static/vendor/  # inbox softphone
 else
-  echo "npm not found: install Node.js (npm) so the web pages get their Socket.IO client" >&2
+  echo "npm not found: install Node.js (npm) so the web pages get their Socket.IO client and the Twilio Voice SDK" >&2
   exit 1
 fi
 

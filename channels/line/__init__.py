@@ -30,8 +30,10 @@ from channels.line.client import Content, LineApi, LineApiError
 from channels.line.outbound import TEXT_LIMIT, batches, build_messages, retry_key
 from channels.line.parse import LineEvent, in_order, parse
 from hub import events, links
+from hub.background import Background
 from hub.identity import InvalidIdentity, set_reachable
 from hub.ingest import IngestResult
+from hub.media import pending_media, settle_media
 from hub.models import utcnow
 from hub.security import BadToken
 from hub.services import Services
@@ -66,7 +68,7 @@ class LineChannel:
         self.parser = WebhookParser(self.secret)
         self.api = api or LineApi(settings)
         self.media_retries: tuple[float, ...] = (0.5, 2.0)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.background = Background("LINE")
         self._profile_tried: dict[str, float] = {}
         self._started = utcnow()
         self._resumed = False
@@ -177,20 +179,11 @@ class LineChannel:
     # --- slow work after the webhook answered -----------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("LINE background work failed", exc_info=task.exception())
+        return self.background.spawn(work)
 
     async def drain(self) -> None:
         """Wait for the background work started so far (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.drain()
 
     async def start(self) -> None:
         """Called by the hub after migrations: resume downloads a previous run left."""
@@ -200,12 +193,7 @@ class LineChannel:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Called on shutdown: let background work finish (briefly), close connections."""
-        try:
-            async with asyncio.timeout(grace):
-                await self.drain()
-        except TimeoutError:
-            for task in list(self._tasks):
-                task.cancel()
+        await self.background.close(grace)
         await self.api.aclose()
 
     async def _welcome(self, event: LineEvent, result: IngestResult, greet: bool) -> None:
@@ -237,14 +225,12 @@ class LineChannel:
             attachments, state = [outcome.as_dict()], {**media, "status": "stored"}
         else:
             attachments, state = [], {**media, "status": "failed", "reason": outcome}
-        payload = await store.set_media(self.services.sessions, item_id, attachments, state)
-        if payload is not None:
-            await self.services.bus.publish(events.Event(
-                events.MESSAGE_UPDATED, payload, payload["conversation_id"]))
+        await settle_media(self.services.sessions, self.services.bus, item_id, attachments,
+                           state)
 
     async def _resume_media(self) -> None:
         """Downloads a previous run left unfinished (LINE deletes content after a while)."""
-        for item in await store.pending_media(self.services.sessions, self._started):
+        for item in await pending_media(self.services.sessions, "line", self._started):
             await self.download_media(item.id or 0, dict(item.data["media"]))
 
     async def _fetch(self, media: dict[str, Any]) -> Attachment | str:

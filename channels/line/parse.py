@@ -23,6 +23,7 @@ from linebot.v3.models.events import UnknownEvent
 from linebot.v3.webhooks import Event
 
 from channels.base import Inbound
+from hub.serialize import iso
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +259,7 @@ def _int(value: Any) -> int:
 
 
 def _iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, UTC) if ms else datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(datetime.fromtimestamp(ms / 1000, UTC) if ms else datetime.now(UTC)) or ""
 
 
 def in_order(events: list[LineEvent]) -> dict[str, list[LineEvent]]:

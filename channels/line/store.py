@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.identity import audit, join_identity
 from hub.models import AuditEvent, Conversation, Customer, Direction, Identity, TimelineItem
 from hub.security import Signer
-from hub.serialize import conversation_summary, item_json
+from hub.serialize import conversation_summary
 
 Sessions = async_sessionmaker[AsyncSession]
 CLOCK_SKEW = timedelta(seconds=5)  # LINE's event clock may run a little ahead of ours
@@ -98,30 +98,6 @@ async def adopt_profile(sessions: Sessions, customer_id: int, conversation_id: i
         if profile.get("language") and not conversation.locale:
             conversation.locale = str(profile["language"])[:8]
         return conversation_summary(conversation, customer)
-
-
-async def set_media(sessions: Sessions, item_id: int, attachments: list[dict[str, Any]],
-                    media: dict[str, Any]) -> dict[str, Any] | None:
-    async with sessions() as session, session.begin():
-        item = await session.get(TimelineItem, item_id)
-        if item is None:
-            return None
-        item.attachments = attachments
-        item.data = {**item.data, "media": media}
-        await session.flush()
-        return item_json(item)
-
-
-async def pending_media(sessions: Sessions, before: datetime,
-                        limit: int = 500) -> list[TimelineItem]:
-    """LINE media items whose download never finished (e.g. the process stopped)."""
-    async with sessions() as session:
-        rows = await session.execute(
-            select(TimelineItem).where(
-                TimelineItem.channel == "line", TimelineItem.created_at < before,
-                TimelineItem.data["media"]["status"].as_string() == "pending")
-            .order_by(TimelineItem.id).limit(limit))
-        return list(rows.scalars())
 
 
 async def join_line_user(session: AsyncSession, customer_id: int, user_id: str) -> Identity:

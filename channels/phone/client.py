@@ -57,17 +57,27 @@ class MediaRefused(ValueError):
     pass
 
 
-def media_url(settings: Settings, url: str) -> str:
-    """A Twilio media URL of our account, re-based on the configured API host.
+RECORDINGS = "Recordings/"
+MESSAGES = "Messages/"
+
+
+def media_url(settings: Settings, url: str, under: str = RECORDINGS) -> str:
+    """A Twilio media URL of our account (a recording, or an MMS picture when ``under`` is
+    ``MESSAGES``), re-based on the configured API host.
 
     Anything else is refused, so the hub never fetches an arbitrary URL with our
     credentials."""
-    prefix = f"/2010-04-01/Accounts/{settings.twilio_account_sid}/Recordings/"
+    prefix = f"/2010-04-01/Accounts/{settings.twilio_account_sid}/{under}"
     for base in ("https://api.twilio.com", settings.twilio_api_base.rstrip("/")):
-        if url.startswith(base + prefix):
+        if url.startswith(base + prefix) and ".." not in url:
             path = url[len(base):]
             return settings.twilio_api_base.rstrip("/") + path
-    raise MediaRefused("not a recording of this account")
+    raise MediaRefused("not a recording of this account" if under == RECORDINGS
+                       else "not a media URL of this account")
+
+
+def _auth(settings: Settings) -> tuple[str, str]:
+    return (settings.twilio_account_sid or "", settings.twilio_auth_token or "")
 
 
 async def fetch_recording(settings: Settings, url: str,
@@ -75,6 +85,29 @@ async def fetch_recording(settings: Settings, url: str,
     target = media_url(settings, url)
     if not target.endswith((".mp3", ".wav")):
         target += ".mp3"
-    auth = (settings.twilio_account_sid or "", settings.twilio_auth_token or "")
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as http:
-        return await http.get(target, auth=auth, follow_redirects=True)
+        return await http.get(target, auth=_auth(settings), follow_redirects=True)
+
+
+async def fetch_message_media(settings: Settings, url: str, max_bytes: int,
+                              transport: httpx.AsyncBaseTransport | None = None
+                              ) -> tuple[bytes, str]:
+    """An MMS attachment's bytes and content type, read with the account's credentials.
+
+    Twilio answers with a redirect to short-lived storage; httpx drops the credentials when
+    the redirect leaves the API host. Raises ``MediaRefused`` past ``max_bytes`` (read no
+    further) and ``httpx.HTTPError`` for network errors and non-2xx answers."""
+    target = media_url(settings, url, MESSAGES)
+    async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as http, \
+            http.stream("GET", target, auth=_auth(settings), follow_redirects=True) as response:
+        response.raise_for_status()
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise MediaRefused(f"larger than {max_bytes} bytes")
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise MediaRefused(f"larger than {max_bytes} bytes")
+        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return bytes(body), content_type

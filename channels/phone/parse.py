@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from channels.base import Attachment, Inbound, StatusUpdate
+from channels.base import Inbound, StatusUpdate
 
 Form = Mapping[str, str]
 _KANJI_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
@@ -177,15 +177,29 @@ def _realtime_utterance(form: Form) -> Utterance | None:
                      moment(form.get("Timestamp")))
 
 
+MAX_MMS_MEDIA = 10  # Twilio's limit per message
+
+
+def sms_media(form: Form) -> list[dict[str, str]]:
+    """The pictures (and other files) of an MMS: ``[{"url", "content_type"}]`` from
+    ``NumMedia`` and ``MediaUrl0…`` / ``MediaContentType0…``."""
+    count = min(number(form, "NumMedia") or 0, MAX_MMS_MEDIA)
+    return [{"url": form[f"MediaUrl{i}"].strip(),
+             "content_type": form.get(f"MediaContentType{i}", "").strip().lower()}
+            for i in range(count) if form.get(f"MediaUrl{i}", "").strip()]
+
+
 def sms_inbound(form: Form) -> Inbound:
+    """The message; its media are announced in ``data.media`` (status ``pending``) and
+    become attachments once the hub has downloaded them."""
     require(form, "MessageSid", "From")
-    media = tuple(
-        Attachment(name=f"media-{i}", content_type=form.get(f"MediaContentType{i}", ""),
-                   size=0, url=form[f"MediaUrl{i}"])
-        for i in range(number(form, "NumMedia") or 0) if form.get(f"MediaUrl{i}"))
+    data: dict[str, object] = {"segments": number(form, "NumSegments")}
+    media = sms_media(form)
+    if media:
+        data["media"] = {"provider": "twilio", "status": "pending", "files": media}
     return Inbound(channel="sms", identity_kind="phone", identity_value=form["From"],
                    text=form.get("Body", ""), external_id=form["MessageSid"], kind="message",
-                   attachments=media, data={"segments": number(form, "NumSegments")})
+                   data=data)
 
 
 def sms_status(form: Form) -> StatusUpdate | None:

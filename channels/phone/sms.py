@@ -1,20 +1,26 @@
 """SMS through Twilio: inbound messages join the sender's ticket, replies go out through
-the REST API (the client pointed at ``OMOHUB_TWILIO_API_BASE``)."""
+the REST API (the client pointed at ``OMOHUB_TWILIO_API_BASE``). MMS pictures come in
+through ``mms.py``; agents' images go out as MMS ``MediaUrl``s."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from channels.base import Capabilities, Outbound, SendResult, StatusUpdate
 from channels.phone import parse
+from channels.phone.mms import EXTENSIONS, MmsMedia
 from hub import links
+from hub.background import Background
 from hub.identity import InvalidIdentity, normalize_phone
 from hub.ingest import IngestResult
+from hub.media import pending_media
+from hub.models import utcnow
 from hub.services import Services
 from hub.status import apply_status
 
@@ -54,18 +60,43 @@ class SmsChannel:
     def __init__(self, services: Services, client: Client) -> None:
         self.services = services
         self.client = client
+        self.media = MmsMedia(services)
+        self.background = Background("SMS")
+        self._started = utcnow()
+        self._resumed = False
 
-    async def stop(self) -> None:
-        """Close the HTTP connections of the Twilio client."""
+    async def start(self) -> None:
+        """Called by the hub after migrations: resume MMS downloads a previous run left."""
+        if not self._resumed:
+            self._resumed = True
+            self.background.spawn(self._resume_media())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let media downloads finish (briefly), then close the Twilio client's connections."""
+        await self.background.close(grace)
         await self.client.http_client.close()  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far (tests, shutdown)."""
+        await self.background.drain()
+
+    async def _resume_media(self) -> None:
+        for item in await pending_media(self.services.sessions, "sms", self._started):
+            await self.media.download(item.id or 0, item.external_id or "",
+                                      dict(item.data["media"]))
 
     async def send(self, outbound: Outbound) -> SendResult:
         settings = self.services.settings
         callback = f"{settings.public_url.rstrip('/')}/webhooks/twilio/sms/status"
+        media = _media_urls(settings.public_url, outbound.attachments)
+        text = outbound.text[: self.capabilities.text_limit]
+        extra: dict[str, Any] = {"media_url": media} if media else {}
+        if text or not media:
+            extra["body"] = text
         try:
             message = await self.client.messages.create_async(
                 to=outbound.recipient, from_=settings.twilio_phone_number,
-                body=outbound.text[: self.capabilities.text_limit], status_callback=callback)
+                status_callback=callback, **extra)
         except TwilioRestException as exc:
             retryable = exc.status in RETRYABLE or exc.status >= 500
             return SendResult(False, retryable=retryable,
@@ -89,7 +120,12 @@ class SmsChannel:
                                               number)
             if redeemed is not None:
                 inbound = replace(inbound, conversation_hint=redeemed.conversation_id)
-        return await self.services.ingestor.ingest(inbound)
+        result = await self.services.ingestor.ingest(inbound)
+        media = inbound.data.get("media")
+        if result.created and media and result.item.id:  # committed: fetch after answering
+            self.background.spawn(self.media.download(result.item.id, inbound.external_id or "",
+                                                 media))
+        return result
 
     async def delivery(self, form: Mapping[str, str]) -> None:
         update = parse.sms_status(form)
@@ -101,6 +137,14 @@ class SmsChannel:
             await apply_status(services.sessions, services.bus,
                                StatusUpdate("phone", update.external_id, update.status,
                                             update.error))
+
+
+def _media_urls(public_url: str, attachments: tuple[dict[str, Any], ...]) -> list[str]:
+    """The public, unguessable hub URLs of an outgoing message's pictures (Twilio fetches
+    them); other files are not sent by MMS."""
+    base = public_url.rstrip("/")
+    return [f"{base}{a['url']}" for a in attachments
+            if a.get("content_type") in EXTENSIONS and str(a.get("url", "")).startswith("/files/")]
 
 
 def _phone(value: str) -> str | None:

@@ -87,14 +87,16 @@ def ask_code(urls: Urls, voice: Voice, attempt: int, retry: bool = False) -> str
     return str(response)
 
 
-def connected(urls: Urls, voice: Voice, linked: bool, open_now: bool) -> str:
+def connected(urls: Urls, voice: Voice, linked: bool, open_now: bool,
+              transcribe_voicemail: bool = True) -> str:
     """After the caller is known: consent, recording and live transcription, then the menu
-    (or voicemail outside business hours)."""
+    (or voicemail outside business hours, transcribed live by Twilio unless the hub has a
+    speech-to-text engine of its own for recordings)."""
     response = VoiceResponse()
     if linked:
         voice.say(response, "linked")
     if not open_now:
-        return voicemail(urls, voice, response)
+        return voicemail(urls, voice, response, transcribe_voicemail)
     voice.say(response, "consent")
     start = Start()
     start.recording(recording_status_callback=urls.of("recording"),
@@ -113,9 +115,16 @@ def connected(urls: Urls, voice: Voice, linked: bool, open_now: bool) -> str:
     return str(response)
 
 
-def voicemail(urls: Urls, voice: Voice, response: VoiceResponse | None = None) -> str:
+def voicemail(urls: Urls, voice: Voice, response: VoiceResponse | None = None,
+              transcribe: bool = True) -> str:
     response = response or VoiceResponse()
     voice.say(response, "closed")
+    if transcribe:  # the caller's message, in their language, through real-time transcription
+        start = Start()
+        start.transcription(status_callback_url=urls.of("transcription"),
+                            language_code=LANGUAGES[voice.lang], track="inbound_track",
+                            partial_results=False, inbound_track_label="customer")
+        response.append(start)
     response.record(action=urls.of("menu", lang=voice.lang, choice="voicemail"),
                     method="POST", max_length=180, play_beep=True, finish_on_key="#",
                     recording_status_callback=urls.of("recording"),

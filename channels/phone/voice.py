@@ -6,11 +6,9 @@ nothing; what a callback carried is committed before the handler returns.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
@@ -22,6 +20,7 @@ from channels.phone.hours import is_open
 from channels.phone.sms import SmsChannel
 from channels.phone.stt import SpeechToText
 from hub import calls, links
+from hub.background import Background
 from hub.identity import InvalidIdentity, normalize_phone
 from hub.ingest import IngestResult
 from hub.models import Conversation, Identity, SenderType, TimelineItem, utcnow
@@ -48,12 +47,16 @@ class PhoneChannel:
         self.urls = twiml.Urls(services.settings.public_url)
         hook = services.extras.get("speech_to_text")
         self.speech_to_text: SpeechToText | None = hook if isinstance(hook, SpeechToText) else None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.background = Background("phone")
 
     def voice(self, lang: str | None = None) -> twiml.Voice:
         settings = self.services.settings
         return twiml.Voice(settings.twilio_ivr_language, settings.twilio_say_voice).switched(
             lang or settings.twilio_ivr_language)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let running transcriptions finish (briefly) on shutdown."""
+        await self.background.close(grace)
 
     async def send(self, outbound: Outbound) -> SendResult:
         return await self.sms.send(outbound)
@@ -114,7 +117,8 @@ class PhoneChannel:
 
     def _connected(self, linked: bool, voice: twiml.Voice | None = None) -> str:
         open_now = is_open(self.services.settings, utcnow())
-        return twiml.connected(self.urls, voice or self.voice(), linked, open_now)
+        return twiml.connected(self.urls, voice or self.voice(), linked, open_now,
+                               transcribe_voicemail=self.speech_to_text is None)
 
     async def _verified(self, number: str) -> bool:
         async with self.services.sessions() as session:
@@ -241,12 +245,7 @@ class PhoneChannel:
             report.status, order, duration=report.duration, recording_url=report.url or None)
         first_report = stored.created or (update is not None and update.changed)
         if report.status == "completed" and first_report and self.speech_to_text:
-            self._background(self._transcribe_recording(owner, report))
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self.background.spawn(self._transcribe_recording(owner, report))
 
     async def _transcribe_recording(self, owner: calls.CallOwner,
                                     report: parse.RecordingReport) -> None:

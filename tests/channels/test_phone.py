@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from channels.base import Inbound, Outbound
-from channels.phone import SmsChannel
+from channels.phone import SmsChannel, parse
 from channels.phone.client import make_client
 from hub import calls, events, links
 from hub.models import Identity, TimelineItem
@@ -294,10 +294,12 @@ async def test_known_caller_skips_the_code_and_picks_from_the_menu(
     hub.services.settings = replace(hub.services.settings,
                                     twilio_business_hours="00:00-00:00")
     closed = await twilio.twiml("/webhooks/twilio/voice", call(sid="CA" + "4" * 32))
-    assert tags(closed) == ["Say", "Record"]
-    after = await twilio.twiml(closed[1].get("action", ""), call(sid="CA" + "4" * 32, Digits="#"))
+    assert tags(closed) == ["Say", "Start", "Record"]  # Twilio transcribes it live
+    after = await twilio.twiml(closed[2].get("action", ""), call(sid="CA" + "4" * 32, Digits="#"))
     assert tags(after) == ["Say", "Hangup"]
     await leaves_a_voicemail(hub, twilio, "CA" + "4" * 32, conversation_id)
+    own_engine = await twilio.twiml("/webhooks/twilio/voice", call(sid="CA" + "7" * 32))
+    assert tags(own_engine) == ["Say", "Record"]  # the hook transcribes the recording instead
 
 
 class FakeSpeechToText:
@@ -435,6 +437,123 @@ async def test_sms_send_failures_are_retryable_or_not(plain_settings: Settings,
                        make_client(replace(plain_settings, twilio_auth_token="wrong")))
     refused = await wrong.send(outbound)
     assert not refused.ok and not refused.retryable and "401" in (refused.error or "")
+
+
+# --- MMS ------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(200))
+JPEG = b"\xff\xd8\xff\xe0" + b"jpeg-bytes" * 20
+
+
+def mms(sid: str, body: str, *media: tuple[str, str]) -> dict[str, str]:
+    """An inbound MMS: ``media`` are (MediaUrl, MediaContentType) pairs."""
+    form = {**sms(sid, body), "NumMedia": str(len(media))}
+    for index, (url, content_type) in enumerate(media):
+        form[f"MediaUrl{index}"] = url
+        form[f"MediaContentType{index}"] = content_type
+    return form
+
+
+def sms_adapter(hub: RunningHub) -> SmsChannel:
+    return hub.services.adapters["sms"]  # type: ignore[return-value]
+
+
+async def test_mms_pictures_are_stored_with_the_message_once(hub: RunningHub,
+                                                             fake: FakeTwilio) -> None:
+    twilio = Twilio(hub)
+    sid = "MM" + "1" * 32
+    form = mms(sid, "箱が潰れていました", (fake.add_media(sid, PNG, "image/png"), "image/png"),
+               (fake.add_media(sid, JPEG, "image/jpeg"), "image/jpeg"))
+    answered = await twilio.post("/webhooks/twilio/sms", form)
+    assert answered.status_code == 200
+    # the text is committed when the webhook answers; the pictures follow
+    [conversation] = (await hub.api("GET", "/api/conversations", await hub.login())).json()[
+        "items"]
+    [item] = await timeline(hub, conversation["id"])
+    assert item["text"] == "箱が潰れていました" and item["data"]["media"]["files"][0]["url"]
+    await sms_adapter(hub).drain()
+    [item] = await timeline(hub, conversation["id"])
+    assert item["data"]["media"]["status"] == "stored"
+    assert [(a["content_type"], a["size"]) for a in item["attachments"]] == [
+        ("image/png", len(PNG)), ("image/jpeg", len(JPEG))]
+    served = await hub.http.get(item["attachments"][0]["url"])
+    assert served.status_code == 200 and served.content == PNG
+    assert all("twilio" not in a["url"] for a in item["attachments"])
+
+    again = await twilio.post("/webhooks/twilio/sms", form)  # Twilio redelivers
+    assert again.status_code == 200
+    await sms_adapter(hub).drain()
+    assert len(await timeline(hub, conversation["id"])) == 1
+    assert len(fake.media_gets) == 2  # each picture fetched once
+
+
+async def test_mms_too_large_or_not_a_picture_is_refused_keeping_the_text(
+        hub: RunningHub, fake: FakeTwilio) -> None:
+    twilio = Twilio(hub)
+    channel = sms_adapter(hub)
+    channel.media.max_bytes = 1000
+    channel.media.retries = ()
+    sid = "MM" + "2" * 32
+    big = b"\x89PNG\r\n\x1a\n" + b"x" * 5000
+    fake_png = b"<svg onload=alert(1)>" + b" " * 50  # declared a PNG, is not one
+    video = fake.add_media(sid, b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    form = mms(sid, "写真を送ります", (fake.add_media(sid, big, "image/png"), "image/png"),
+               (video, "video/mp4"),
+               (fake.add_media(sid, fake_png, "image/png"), "image/png"),
+               (fake.add_media(sid, PNG, "image/png"), "image/png"),
+               (f"https://evil.example.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/"
+                "Media/ME1", "image/png"))
+    stored = updates(hub.services, lambda item: item["data"].get("media", {}).get(
+        "status") == "partial")
+    assert (await twilio.post("/webhooks/twilio/sms", form)).status_code == 200
+    await asyncio.wait_for(stored.wait(), 10)
+    token = await hub.login()
+    [conversation] = (await hub.api("GET", "/api/conversations", token)).json()["items"]
+    [item] = await timeline(hub, conversation["id"])
+    assert item["text"] == "写真を送ります"
+    assert [a["size"] for a in item["attachments"]] == [len(PNG)]
+    reason = item["data"]["media"]["reason"]
+    assert "#1: larger than 1000 bytes" in reason and "#2: video/mp4 is not accepted" in reason
+    assert "#3: only PNG, JPEG, GIF or WebP" in reason
+    assert "#5: not a media URL of this account" in reason
+    assert not any(rest.endswith(video.rsplit("/", 1)[1]) for rest in fake.media_gets)
+
+    sid = "MM" + "3" * 32
+    fake.fail_next(404)
+    lost = mms(sid, "", (fake.add_media(sid, PNG, "image/png"), "image/png"))
+    assert (await twilio.post("/webhooks/twilio/sms", lost)).status_code == 200
+    await channel.drain()
+    last = (await timeline(hub, conversation["id"]))[-1]
+    assert last["attachments"] == [] and last["data"]["media"]["status"] == "failed"
+    assert "404" in last["data"]["media"]["reason"]
+
+
+def test_mms_parameters_parse_to_pending_media() -> None:
+    inbound = parse.sms_inbound(mms("MM" + "4" * 32, "", ("https://x/1", "IMAGE/JPEG"),
+                                    ("", "image/png")))
+    assert inbound.attachments == ()
+    assert inbound.data["media"] == {"provider": "twilio", "status": "pending",
+                                     "files": [{"url": "https://x/1",
+                                                "content_type": "image/jpeg"}]}
+    assert "media" not in parse.sms_inbound(sms("SM" + "4" * 32, "hi")).data
+
+
+async def test_agent_pictures_go_out_as_mms_media_urls(plain_settings: Settings,
+                                                       fake: FakeTwilio) -> None:
+    channel = SmsChannel(SimpleNamespace(settings=plain_settings),  # type: ignore[arg-type]
+                         make_client(plain_settings))
+    picture = {"id": "k" * 32, "name": "map.png", "content_type": "image/png", "size": 10,
+               "url": f"/files/{'k' * 32}/map.png"}
+    document = {**picture, "name": "a.pdf", "content_type": "application/pdf",
+                "url": f"/files/{'k' * 32}/a.pdf"}
+    outbound = Outbound(item_id=1, conversation_id=1, channel="sms", recipient=CALLER,
+                        text="", sender_type="agent", attachments=(picture, document))
+    sent = await channel.send(outbound)
+    assert sent.ok
+    [message] = fake.messages
+    assert message["MediaUrl"] == f"{plain_settings.public_url}/files/{'k' * 32}/map.png"
+    assert "Body" not in message
+    await channel.stop()
 
 
 # --- agents: click-to-call, recordings, softphone token ------------------------------

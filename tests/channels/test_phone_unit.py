@@ -115,12 +115,19 @@ def test_connected_announces_recording_then_offers_the_menu() -> None:
     assert menu is not None and menu.get("numDigits") == "1" and menu.get("input") == "dtmf"
 
 
-def test_closed_line_takes_a_voicemail() -> None:
+def test_closed_line_takes_a_voicemail_transcribed_live_by_default() -> None:
     root = _xml(twiml.connected(URLS, twiml.Voice(), linked=False, open_now=False))
-    assert [child.tag for child in root] == ["Say", "Record"]
-    record = root[1]
+    assert [child.tag for child in root] == ["Say", "Start", "Record"]
+    transcription = root.find("Start/Transcription")
+    assert transcription is not None and transcription.get("languageCode") == "ja-JP"
+    assert transcription.get("track") == "inbound_track"
+    assert transcription.get("statusCallbackUrl", "").endswith("/webhooks/twilio/transcription")
+    record = root[2]
     assert record.get("recordingStatusCallback", "").endswith("/webhooks/twilio/recording")
     assert record.get("maxLength") == "180"
+    with_own_engine = _xml(twiml.connected(URLS, twiml.Voice(), linked=False, open_now=False,
+                                           transcribe_voicemail=False))
+    assert [child.tag for child in with_own_engine] == ["Say", "Record"]
 
 
 def test_to_agent_dials_the_assignee_then_queues() -> None:
