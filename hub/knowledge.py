@@ -37,6 +37,13 @@ def _row_values(article: KbArticle) -> dict[str, object]:
             "products": list(article.products), "tags": list(article.tags)}
 
 
+def record_version(session: AsyncSession, row: Article, actor_id: int | None) -> None:
+    """Keep the article as it now stands in its history (every change is a version)."""
+    session.add(ArticleVersion(article_id=row.id, version=row.version,  # type: ignore[arg-type]
+                               title=row.title, body=row.body, questions=row.questions,
+                               published=row.published, updated_by=actor_id))
+
+
 async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
                           actor_id: int | None = None,
                           progress: Progress | None = None) -> ImportReport:
@@ -60,9 +67,7 @@ async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
             continue
         row.updated_by = actor_id
         await session.flush()
-        session.add(ArticleVersion(article_id=row.id, version=row.version, title=row.title,  # type: ignore[arg-type]
-                                   body=row.body, questions=row.questions,
-                                   published=row.published, updated_by=actor_id))
+        record_version(session, row, actor_id)
         if progress:
             progress(number, len(articles))
     audit(session, "kb.import", "kb", None, actor_id, created=report.created,

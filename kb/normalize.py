@@ -1,6 +1,6 @@
 """Text normalisation and tokenisation shared by indexing and querying.
 
-Choices (measured in docs/benchmarks_kb.md):
+Choices (measured in docs/benchmarks.md, "Knowledge base"):
 - NFKC folds full-width/half-width variants (ｶﾀｶﾅ → カタカナ, ＡＢＣ１２３ → abc123).
 - ``casefold`` folds case more aggressively than ``lower`` (ß → ss).
 - Katakana is folded to hiragana so that ヘンピン and へんぴん match; the long

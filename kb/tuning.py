@@ -5,7 +5,7 @@ Objective (the same for every data set): the share of right decisions over
 wrong or the question is out of scope. It is the event the confidence curve is
 fitted to predict, so the threshold lands where "right" becomes more likely than
 "wrong". (``balanced_objective`` — in-scope accuracy + out-of-scope recall — was
-the first choice; see docs/benchmarks_kb.md for why it was replaced.)
+the first choice; see docs/benchmarks.md, "Knowledge base", for why it was replaced.)
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from hub.api.deps import ServicesDep
 from hub.auth import SUPERVISORS, require_role
 from hub.identity import audit
-from hub.knowledge import import_articles
-from hub.models import Agent, Article, ArticleVersion
+from hub.knowledge import import_articles, record_version
+from hub.models import Agent, Article, ArticleVersion, utcnow
 from hub.serialize import iso
 from kb.articles import Article as KbArticle
 from kb.articles import first_paragraph
@@ -37,6 +37,10 @@ def article_json(row: Article, full: bool = False) -> dict[str, Any]:
     if full:
         data.update(body=row.body, questions=row.questions)
     return data
+
+
+class RestoreBody(msgspec.Struct):
+    version: int
 
 
 class KnowledgeController(Controller):
@@ -98,6 +102,28 @@ class KnowledgeController(Controller):
                         services: ServicesDep) -> dict[str, Any]:
         return await _set_published(slug, False, request.user, services)
 
+    @post("/articles/{slug:str}/restore", status_code=200)
+    async def restore(self, slug: FromPath[str], data: JSONBody[RestoreBody],
+                      request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
+        """Bring back an earlier version's title, answer and questions as a new version
+        (history is never rewritten); published or not stays as it is. Supervisors."""
+        require_role(request.user, *SUPERVISORS)
+        async with services.sessions() as session, session.begin():
+            row = await _article(session, slug)
+            old = (await session.execute(select(ArticleVersion).where(
+                ArticleVersion.article_id == row.id, ArticleVersion.version == data.version)
+            )).scalar_one_or_none()
+            if old is None:
+                raise NotFoundException(f"article {slug} has no version {data.version}")
+            row.title, row.body, row.questions = old.title, old.body, list(old.questions)
+            row.version += 1
+            row.updated_at = utcnow()
+            record_version(session, row, request.user.id)
+            audit(session, "kb.restore", "article", row.id, request.user.id,
+                  restored_version=data.version, new_version=row.version)
+        services.knowledge.invalidate()
+        return await _article_detail(services, slug)
+
 
 async def _article(session: Any, slug: str) -> Article:
     row = (await session.execute(select(Article).where(Article.slug == slug)
@@ -126,9 +152,7 @@ async def _set_published(slug: str, published: bool, agent: Agent,
         if row.published != published:
             row.published = published
             row.version += 1
-            session.add(ArticleVersion(article_id=row.id, version=row.version,  # type: ignore[arg-type]
-                                       title=row.title, body=row.body, questions=row.questions,
-                                       published=published, updated_by=agent.id))
+            record_version(session, row, agent.id)
             audit(session, "kb.publish" if published else "kb.unpublish", "article", row.id,
                   agent.id)
         result = article_json(row)

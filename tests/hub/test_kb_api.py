@@ -62,6 +62,28 @@ async def test_supervisor_edits_publish_and_history(kb_hub: RunningHub) -> None:
     assert (await kb_hub.api("GET", "/api/kb/articles/nope", agent)).status_code == 404
 
 
+async def test_restoring_an_old_version_adds_a_new_one_and_the_bot_answers_with_it(
+        kb_hub: RunningHub) -> None:
+    agent = await kb_hub.login()
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    body = {"title": "雨の日の配達", "locale": "ja", "questions": ["雨の日も配達しますか"],
+            "body": "雨の日も通常どおりお届けします。"}
+    await kb_hub.api("PUT", "/api/kb/articles/ja-rain", lead, json=body)
+    await kb_hub.api("PUT", "/api/kb/articles/ja-rain", lead,
+                     json={**body, "body": "台風の日は配達を見合わせます。"})
+    path = "/api/kb/articles/ja-rain/restore"
+    assert (await kb_hub.api("POST", path, agent, json={"version": 1})).status_code == 403
+    assert (await kb_hub.api("POST", path, lead, json={"version": 9})).status_code == 404
+
+    restored = (await kb_hub.api("POST", path, lead, json={"version": 1})).json()
+    assert restored["version"] == 3 and restored["body"] == body["body"]
+    assert [v["version"] for v in restored["versions"]] == [3, 2, 1]
+    assert restored["versions"][1]["body"] == "台風の日は配達を見合わせます。"  # kept
+    hits = (await kb_hub.api("GET", "/api/kb/search?q=雨の日も配達しますか", agent)).json()
+    assert hits["items"][0]["id"] == "ja-rain"
+    assert hits["items"][0]["answer"] == body["body"]
+
+
 async def test_export_then_import_is_a_round_trip(kb_hub: RunningHub, tmp_path: object) -> None:
     from pathlib import Path
 
