@@ -95,6 +95,7 @@ async def _app_page(request: Request[Any, Any, Any], services: ServicesDep, temp
         "csrf": csrf_token(services.signer, token),
         "socket_token": issue_token(services.signer, agent, 12),
         "is_supervisor": agent.role in SUPERVISORS,
+        "channels": sorted(services.adapters),  # e.g. the dashboard's LINE quota card
     })
 
 

@@ -377,6 +377,14 @@
     hideAssist();
     history.replaceState(null, "", window.location.pathname + window.location.search);
     renderList();
+    announceConversation(null);
+  }
+
+  /** Tells other scripts of the page (the softphone) which ticket is open. */
+  function announceConversation(detail) {
+    var identities = (detail && detail.customer && detail.customer.identities) || [];
+    document.dispatchEvent(new CustomEvent("omohub:conversation", { detail: detail ? {
+      id: detail.id, phone: identities.some(function (i) { return i.kind === "phone"; }) } : null }));
   }
 
   function renderConversation(detail) {
@@ -385,6 +393,7 @@
     delete state.open.timeline;
     renderHeader();
     renderReplyChannels();
+    announceConversation(detail);
     var list = $("timeline");
     clear(list);
     state.itemIds = new Set();
@@ -464,7 +473,7 @@
     $("channel-pick").hidden = note || noChannel;
     $("send").textContent = t(note ? "conv.add_note" : "conv.send");
     $("send").disabled = Boolean(noChannel);
-    showComposerError(noChannel ? t("conv.no_channel") : "");
+    showComposerError(noChannel ? t("conv.no_channel") : (note ? "" : unreachableWarning($("reply-channel").value)));
   }
 
   function showComposerError(message) {
@@ -793,12 +802,21 @@
     var ids = $("cust-identities");
     clear(ids);
     (profile.identities || []).forEach(function (identity) {
-      ids.appendChild(el("li", null, [
+      var verifiable = !identity.verified && (identity.kind === "email" || identity.kind === "phone");
+      ids.appendChild(el("li", { "data-kind": identity.kind, "data-reachable": String(identity.reachable !== false) }, [
         el("span", { class: "badge kind-" + identity.kind }, has("kind." + identity.kind) ? t("kind." + identity.kind) : identity.kind),
         el("span", { class: "identity-value" }, identity.value),
-        identity.verified ? el("span", { class: "verified", title: t("conv.verified"), "aria-label": t("conv.verified") }, "✓") : null
+        identity.verified ? el("span", { class: "verified", title: t("conv.verified"), "aria-label": t("conv.verified") }, "✓") : null,
+        identity.reachable === false ? el("span", { class: "pill d-failed unreachable" }, t("customer.unreachable")) : null,
+        verifiable ? el("button", {
+          type: "button", class: "btn btn-ghost verify",
+          "aria-label": t("customer.verify_label", { value: identity.value }),
+          onclick: function () { verifyIdentity(profile.id, identity); }
+        }, t("customer.verify")) : null
       ]));
     });
+    $("identity-form").dataset.customerId = String(profile.id);
+    loadSuggestions(profile.id);
     var tickets = $("cust-tickets");
     clear(tickets);
     (profile.conversations || []).forEach(function (c) {
@@ -816,6 +834,92 @@
         el("span", { class: "preview" }, (c.last_message && c.last_message.text) || "")
       ])));
     });
+  }
+
+  // Identities an agent adds or verifies, and customers who may be the same person.
+
+  function customerChanged(profile) {
+    if (!state.open || !state.open.customer || state.open.customer.id !== profile.id) return;
+    renderCustomer(profile);
+    refreshReplyChannels(state.openId);
+  }
+
+  function verifyIdentity(customerId, identity) {
+    api("POST", "/api/customers/" + customerId + "/identities/verify",
+      { kind: identity.kind, value: identity.value }).then(customerChanged)
+      .catch(function (error) { toast(errorText(error)); });
+  }
+
+  function addIdentity(event) {
+    event.preventDefault();
+    var input = $("identity-input");
+    var customerId = Number($("identity-form").dataset.customerId);
+    var value = input.value.trim();
+    if (!value || !customerId) return;
+    api("POST", "/api/customers/" + customerId + "/identities", { kind: "email", value: value })
+      .then(function (profile) {
+        input.value = "";
+        customerChanged(profile);
+        if (profile.conflict) {
+          toast(t("customer.conflict", { value: profile.conflict.value, name: profile.conflict.display_name }));
+        }
+      }).catch(function (error) { toast(errorText(error)); });
+  }
+
+  function loadSuggestions(customerId) {
+    var seq = state.openSeq;
+    api("GET", "/api/customers/" + customerId + "/suggestions").then(function (result) {
+      if (seq !== state.openSeq) return;
+      renderSuggestions(customerId, (result && result.items) || []);
+    }).catch(function () { if (seq === state.openSeq) renderSuggestions(customerId, []); });
+  }
+
+  function suggestionText(s) {
+    var name = String(s.display_name || "#" + s.id);
+    if (s.reason === "same_identity") {
+      var key = "customer.same_" + s.kind;
+      var kind = has("kind." + s.kind) ? t("kind." + s.kind) : String(s.kind);
+      return has(key) ? t(key, { name: name }) : t("customer.same_identity", { name: name, kind: kind });
+    }
+    return t("customer.similar_name", { name: name });
+  }
+
+  function renderSuggestions(customerId, items) {
+    var list = $("suggestion-list");
+    clear(list);
+    $("cust-suggestions").hidden = !items.length;
+    items.forEach(function (s) {
+      var name = String(s.display_name || "#" + s.id);
+      list.appendChild(el("li", { class: "suggestion", "data-reason": String(s.reason || "") }, [
+        el("span", { class: "preview" }, suggestionText(s)),
+        s.value ? el("span", { class: "identity-value" }, String(s.value)) : null,
+        el("button", {
+          type: "button", class: "btn merge", "aria-label": t("customer.merge_label", { name: name }),
+          onclick: function (event) { mergeCustomer(customerId, s.id, event.currentTarget); }
+        }, t("customer.merge"))
+      ]));
+    });
+  }
+
+  function mergeCustomer(customerId, otherId, button) {
+    button.disabled = true;
+    api("POST", "/api/customers/" + customerId + "/merge", { other_id: otherId }).then(function () {
+      toast(t("customer.merged"));
+      if (state.openId) openConversation(state.openId, true);
+    }).catch(function (error) {
+      button.disabled = false;
+      toast(errorText(error));
+    });
+  }
+
+  /** Replying on a channel where every identity of the customer is unreachable. */
+  function unreachableWarning(channel) {
+    var kinds = { line: "line", sms: "phone", phone: "phone", email: "email", web: "web" };
+    var kind = kinds[channel];
+    var ids = ((state.open && state.open.customer && state.open.customer.identities) || [])
+      .filter(function (i) { return i.kind === kind; });
+    if (!ids.length || ids.some(function (i) { return i.reachable !== false; })) return "";
+    return t("conv.unreachable_warning", { channel: channelName(channel) });
   }
 
   /** The product and store the customer came from (QR code or widget), if any. */
@@ -986,6 +1090,10 @@
     socket.on("message.created", function (item) {
       if (!item || item.conversation_id !== state.openId) return;
       appendItem(item, true);
+      if (item.type === "system" && item.data && item.data.event === "identity_given" && state.open) {
+        loadCustomer(state.open.customer.id, state.openSeq);  // a new address: panel and picker
+        refreshReplyChannels(item.conversation_id);
+      }
       if (item.sender_type === "customer") {
         $("typing").hidden = true;
         if (item.text && !item.internal) suggestArticles(item.text);
@@ -1071,6 +1179,8 @@
       saveTags((state.open.tags || []).concat([tag]));
     });
     $("composer").addEventListener("submit", sendReply);
+    $("reply-channel").addEventListener("change", updateComposer);
+    $("identity-form").addEventListener("submit", addIdentity);
     $("composer").addEventListener("click", function (event) {
       var button = event.target.closest("button[data-mode]");
       if (!button) return;

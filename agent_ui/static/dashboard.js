@@ -186,10 +186,10 @@
   }
 
   /** Horizontal bars: one per category. */
-  function barChart(box, rows, title) {
+  function barChart(box, rows, title, scale) {
     clear(box);
     if (!rows.length) return empty(box);
-    var max = Math.max.apply(null, rows.map(function (r) { return r.value; }).concat([1]));
+    var max = scale || Math.max.apply(null, rows.map(function (r) { return r.value; }).concat([1]));
     var width = 480, rowH = 30, labelW = 120, valueW = 56, pad = 6;
     var height = rows.length * rowH + pad * 2;
     var plotW = width - labelW - valueW;
@@ -198,7 +198,7 @@
     chart.appendChild(svg("title", null, title));
     rows.forEach(function (row, i) {
       var y = pad + i * rowH;
-      var w = Math.round((row.value / max) * plotW);
+      var w = Math.min(plotW, Math.round((row.value / max) * plotW));
       var group = svg("g", { class: "hbar " + (row.cls || "") });
       group.appendChild(svg("title", null, t("dashboard.bar_label", { label: row.label, n: num(row.value) })));
       group.appendChild(svg("text", { class: "tick", x: labelW - 8, y: y + rowH / 2 + 4,
@@ -212,6 +212,45 @@
     box.appendChild(chart);
   }
 
+  // ---------------------------------------------------------------- LINE push quota
+
+  /** This month's LINE push quota and usage; LINE off (404) and API failures say so. */
+  function loadQuota() {
+    var box = $("line-quota");
+    if (box.dataset.line !== "on") return quotaState("off", t("dashboard.line_off"));
+    fetch("/api/line/quota", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (data) {
+          return { status: response.status, data: data || {} };
+        });
+      }).then(function (result) {
+        if (result.status === 200) return renderQuota(result.data);
+        if (result.status === 404) return quotaState("off", t("dashboard.line_off"));
+        var error = result.data.error || {};
+        quotaState("error", t("dashboard.line_error", { message: String(error.message || "HTTP " + result.status) }));
+      }).catch(function (error) {
+        quotaState("error", t("dashboard.line_error", { message: String(error && error.message || error) }));
+      });
+    box.dataset.state = "loading";
+  }
+
+  function quotaState(state, text) {
+    $("line-quota").dataset.state = state;
+    $("line-quota-text").textContent = text;
+    clear($("line-quota-bar"));
+  }
+
+  function renderQuota(quota) {
+    var used = Number(quota.used) || 0;
+    var limited = quota.type === "limited" && isFinite(Number(quota.limit));
+    if (!limited) return quotaState("ok", t("dashboard.line_quota_unlimited", { used: num(used) }));
+    var limit = Number(quota.limit);
+    quotaState(used >= limit ? "exhausted" : "ok",
+      t("dashboard.line_quota_used", { used: num(used), limit: num(limit) }));
+    barChart($("line-quota-bar"), [{ key: "used", label: t("dashboard.line_quota"), value: used, cls: "quota-used" }],
+      t("dashboard.line_quota"), limit);
+  }
+
   // ---------------------------------------------------------------- wiring
 
   var today = new Date();
@@ -223,4 +262,5 @@
     load();
   });
   load();
+  loadQuota();
 })();

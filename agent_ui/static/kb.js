@@ -16,6 +16,7 @@
   var CSRF = meta("csrf-token");
   var ID_RE = /^[A-Za-z0-9-]+$/;
   var current = null;   // the article loaded in the editor (detail JSON) or null for a new one
+  var shownVersion = null; // the history entry open in the read-only viewer
   var listSeq = 0;
   var trySeq = 0;
 
@@ -244,6 +245,8 @@
   }
 
   function showVersion(v) {
+    shownVersion = v.version;
+    $("kb-restore").hidden = !current || v.version === current.version;
     $("kb-version-label").textContent = t("kb.version_view", { n: v.version });
     $("kb-version-title").textContent = v.title || "";
     $("kb-version-body").textContent = v.body || "";
@@ -251,6 +254,21 @@
   }
 
   function hideVersion() { $("kb-version").hidden = true; }
+
+  function restoreVersion() {
+    if (!current || shownVersion === null) return;
+    var id = current.id;
+    var restored = shownVersion;
+    var button = $("kb-restore");
+    button.disabled = true;
+    api("POST", "/api/kb/articles/" + encodeURIComponent(id) + "/restore", { version: restored })
+      .then(function (data) {
+        fillForm(data);
+        hideVersion();
+        setStatus(t("kb.restored", { n: restored, m: data.version }));
+        return loadList();
+      }).catch(fail).then(function () { button.disabled = false; });
+  }
 
   // ---------------------------------------------------------------- try a question
 
@@ -318,6 +336,7 @@
   $("kb-new").addEventListener("click", function () { fillForm(null); setStatus(""); $("kb-id").focus(); });
   $("kb-filter").addEventListener("change", loadList);
   $("kb-version-close").addEventListener("click", hideVersion);
+  $("kb-restore").addEventListener("click", restoreVersion);
   $("kb-try").addEventListener("submit", tryQuestion);
 
   fillForm(null);

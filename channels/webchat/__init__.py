@@ -20,7 +20,7 @@ from hub import events, links
 from hub.ingest import IngestResult
 from hub.links import LinkError
 from hub.security import BadToken
-from hub.serialize import iso
+from hub.serialize import customer_item_json, iso
 from hub.services import Services
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class WebChatNamespace(socketio.AsyncNamespace):
             external_id=f"{session['visitor_id']}:{client_id}" if client_id else None,
             product_sku=session["product"], store_id=session["store"])
         result = await self.channel.receive(inbound)
+        if result.created:
+            await self._show_in_other_tabs(sid, session["visitor_id"], result)
         return {"ok": True, "id": result.item.id, "conversation_id": result.conversation.id,
                 "created_at": iso(result.item.created_at), "duplicate": not result.created}
 
@@ -179,6 +181,17 @@ class WebChatNamespace(socketio.AsyncNamespace):
         if len(text) > limit:
             return problem("too_long", f"text is longer than {limit} characters")
         return None
+
+    async def _show_in_other_tabs(self, sid: str, visitor_id: str, result: IngestResult) -> None:
+        """The visitor's other tabs (or devices with the same token) show what this one sent.
+        With one tab open, which is the usual case, nothing is encoded or sent."""
+        room = visitor_room(visitor_id)
+        manager = self.server.manager
+        local = type(manager) is socketio.AsyncManager  # else tabs may sit in other processes
+        if local and not any(other != sid
+                             for other, _ in manager.get_participants(NAMESPACE, room)):
+            return
+        await self.emit("message", customer_item_json(result.item), room=room, skip_sid=sid)
 
     async def after_ingest(self, visitor_id: str, result: IngestResult) -> None:
         """Tell every tab of this visitor when a new ticket opens."""

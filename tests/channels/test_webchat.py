@@ -111,6 +111,23 @@ async def test_reload_continues_the_same_customer_and_ticket(
     assert second["conversation_id"] == ack["conversation_id"]
 
 
+async def test_a_second_tab_shows_what_the_first_one_sent(hub: RunningHub,
+                                                          clients: list[Client]) -> None:
+    first = await customer(hub, clients)
+    token = (await first.next("session"))["visitor_token"]
+    second = await customer(hub, clients, visitor_token=token)
+    await second.next("session")
+    ack = await first.call("message", {"text": "別のタブからも見えますか", "client_id": "t-1"})
+    shown = await second.next("message")
+    assert shown["id"] == ack["id"] and shown["sender_type"] == "customer"
+    assert shown["text"] == "別のタブからも見えますか"
+    again = await first.call("message", {"text": "別のタブからも見えますか", "client_id": "t-1"})
+    assert again["duplicate"] is True  # a resend is not shown twice
+    await second.call("message", {"text": "こちらからも", "client_id": "t-2"})
+    assert (await first.next("message"))["text"] == "こちらからも"
+    assert first.queue("message").empty() and second.queue("message").empty()
+
+
 async def test_resend_with_the_same_client_id_is_stored_once(
         hub: RunningHub, clients: list[Client]) -> None:
     chat = await customer(hub, clients)

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import socketio
 
 from tests.conftest import REQUIRE_SERVICES, _pg_admin, _pg_reachable
+from tests.e2e.demo_hub import free_port, stop, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 TIMEOUT = 15
@@ -32,26 +32,6 @@ def _redis_reachable() -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"hub exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not become healthy")
 
 
 @pytest.fixture
@@ -74,18 +54,17 @@ def two_hubs(tmp_path: Path) -> Iterator[tuple[str, str]]:
     processes, urls = [], []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             processes.append(subprocess.Popen([*omohub, "serve", "--port", str(port)], env=env,
                                               stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
-            _wait_healthy(url, process)
+            wait_healthy(url, process, timeout=30)
         yield urls[0], urls[1]
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
