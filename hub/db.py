@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from hub import wire_json
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 
@@ -34,7 +36,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+JSON_CODEC = {"json_serializer": wire_json.dumps, "json_deserializer": wire_json.loads}
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs = {**JSON_CODEC, **kwargs}
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_async_engine(url, **kwargs)
@@ -76,7 +82,7 @@ class SqliteWriter:
     only (an in-memory database is private to its connection)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url.replace("+aiosqlite", "", 1))
+        self.engine = sa.create_engine(url.replace("+aiosqlite", "", 1), **JSON_CODEC)
         event.listen(self.engine, "connect", _writer_connection)
         event.listen(self.engine, "begin", _begin_immediate)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")

@@ -1,4 +1,4 @@
-"""JSON for Socket.IO packets, through msgspec.
+"""JSON through msgspec: Socket.IO packets and the database's JSON columns.
 
 python-socketio encodes every event with ``json.dumps`` and engine.io decodes every
 incoming packet with a ``json.loads`` that builds a new decoder per call; on the hub's
@@ -6,7 +6,10 @@ hottest path (each chat message is one packet in and three out) msgspec does bot
 times faster. Non-ASCII text goes out as UTF-8 rather than ``\\uXXXX`` escapes, which is
 valid JSON and a smaller frame for Japanese. Integers longer than Python's own limit for
 ``int()`` (4,300 digits) are refused, so a hostile payload cannot make the parser crunch a
-huge number (engine.io's own ``loads`` guards against the same)."""
+huge number (engine.io's own ``loads`` guards against the same).
+
+The same pair is the engines' JSON (de)serializer: every ingest batch reads the JSON columns
+of the senders' customers and tickets, and ``json.loads`` was a fifth of its time."""
 
 from __future__ import annotations
 
