@@ -23,6 +23,7 @@ from linebot.v3.models.events import UnknownEvent
 from linebot.v3.webhooks import Event
 
 from channels.base import Inbound
+from hub import wire_json
 from hub.serialize import iso
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def parse(parser: WebhookParser, secret: str, body: bytes, signature: str | None
 
 def _load(text: str) -> list[dict[str, Any]]:
     try:
-        payload = json.loads(text)
+        payload = wire_json.loads(text)
     except ValueError as exc:
         raise BadBody(f"invalid JSON: {exc}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):

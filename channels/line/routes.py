@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import MediaType, Request, Response, Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.middleware import DefineMiddleware
 from litestar.params import JSONBody
@@ -39,9 +39,11 @@ def _channel(services: Services) -> LineChannel:
       description="Verified by X-Line-Signature; answers 200 once every event is committed, "
                   "401 for a bad signature, 400 for a signed body that is not a webhook, "
                   "413 over 1 MB.")
-async def line_webhook(request: Request[Any, Any, Any],
-                       services: ServicesDep) -> Response[dict[str, Any]]:
-    channel = _channel(services)
+async def line_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
+    # The hub's busiest public path takes only the request: the services come from the app
+    # state and the answer is encoded here, which skips Litestar's per-call dependency and
+    # serialisation machinery (a third of this handler's cost otherwise).
+    channel = _channel(request.app.state.services)
     body = await request.body()
     try:
         handled = await channel.receive(body, request.headers.get("x-line-signature"))
@@ -51,7 +53,7 @@ async def line_webhook(request: Request[Any, Any, Any],
     except BadBody as exc:
         log.warning("LINE webhook with a bad body: %s", exc)
         return error_response(400, "bad_body", str(exc))
-    return Response({"ok": True, "events": handled}, status_code=200)
+    return Response(b'{"ok":true,"events":%d}' % handled, media_type=MediaType.JSON)
 
 
 @get("/quota", tags=["line"], summary="This month's push quota and usage (supervisors)")
