@@ -1,4 +1,4 @@
-"""The ``omohub`` command: serve, demo, create-agent (more verbs join as issues land)."""
+"""The ``omohub`` command: serve, demo, create-agent, kb, export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from hub import db
@@ -123,6 +124,47 @@ async def _kb_export(settings: Settings, directory: Path) -> int:
     return 0
 
 
+async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
+    from hub import export
+    from hub.identity import audit
+
+    query = export.VocQuery.for_days(args.from_, args.to, settings.timezone,
+                                     channel=args.channel, mask_pii=args.mask_pii)
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    try:
+        async with sessions() as session, session.begin():
+            audit(session, "export.voc", "export", None, actor_type="cli", format=args.format,
+                  out=str(args.out), channel=args.channel, mask_pii=args.mask_pii,
+                  start=query.start.isoformat() if query.start else None,
+                  end=query.end.isoformat() if query.end else None)
+        rows = await export.write_file(sessions, query, args.format, args.out,
+                                       _progress("exporting"))
+    finally:
+        await engine.dispose()
+    print(f"exported {rows} rows to {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hub.export import ExportError
+
+    settings = load_settings()
+    db.migrate(settings.database_url)
+    try:
+        return asyncio.run(_export_voc(settings, args))
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omohub", description="omnichannel contact-center hub")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -147,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     kb_eval.add_argument("file")
     kb_eval.add_argument("--verbose", action="store_true", help="print the confusions")
     kb.set_defaults(handler=cmd_kb)
+    exporter = verbs.add_parser("export", help="exports for supervisors")
+    export_verbs = exporter.add_subparsers(dest="export_verb", required=True)
+    voc = export_verbs.add_parser("voc", help="what customers said, as CSV, XLSX or JSON Lines")
+    voc.add_argument("--format", choices=["csv", "xlsx", "jsonl"], required=True)
+    voc.add_argument("--out", type=Path, required=True)
+    voc.add_argument("--from", dest="from_", type=_day, help="first day (YYYY-MM-DD)")
+    voc.add_argument("--to", type=_day, help="last day, included (YYYY-MM-DD)")
+    voc.add_argument("--channel", help="one channel only (web, line, email, phone, sms)")
+    voc.add_argument("--mask-pii", action="store_true",
+                     help="mask names, e-mail addresses, phone and card numbers")
+    exporter.set_defaults(handler=cmd_export)
     return parser
 
 

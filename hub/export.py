@@ -1,0 +1,232 @@
+"""Voice-of-customer export: everything customers said, with their ticket's context.
+
+One row per customer-authored timeline item (messages on every channel, and what callers
+said in call transcripts), in the order they were stored, as CSV (UTF-8 with a BOM and
+CRLF, which Excel opens correctly in Japanese), XLSX or JSON Lines. Rows are read in
+chunks by id, so an export of millions of messages streams in constant memory. Dates are
+whole days in the hub's time zone (``OMOHUB_TIMEZONE``), and every row carries both the
+UTC time (the API's form) and the local time that a spreadsheet shows. ``mask_pii``
+replaces names and the personal data in the text (hub.pii).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.models import Conversation, Customer, ItemKind, SenderType, TimelineItem
+from hub.pii import mask_name, mask_text
+from hub.serialize import iso
+
+COLUMNS = ("item_id", "created_at", "local_time", "conversation_id", "customer_id",
+           "customer_name", "channel", "kind", "text", "product_sku", "store_id", "status",
+           "tags", "locale")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+FORMATS = tuple(MEDIA_TYPES)
+CHUNK = 1000
+VOICE_KINDS = (ItemKind.MESSAGE, ItemKind.TRANSCRIPT)
+# A cell that starts with one of these is a formula to Excel: "=HYPERLINK(...)" written by a
+# customer must stay text (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+Progress = Callable[[int, int], None]
+
+
+class ExportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class VocQuery:
+    start: datetime | None = None  # UTC, inclusive
+    end: datetime | None = None  # UTC, exclusive
+    channel: str | None = None
+    mask_pii: bool = False
+    timezone: str = "UTC"
+
+    @classmethod
+    def for_days(cls, first: date | None, last: date | None, timezone: str,
+                 **options: Any) -> VocQuery:
+        """``first``..``last`` as whole days in ``timezone``; either end may be open."""
+        if first and last and first > last:
+            raise ExportError("from must not be after to")
+        zone = ZoneInfo(timezone)
+
+        def midnight(day: date) -> datetime:
+            return datetime.combine(day, time(), zone).astimezone(UTC)
+
+        return cls(start=midnight(first) if first else None,
+                   end=midnight(last + timedelta(days=1)) if last else None,
+                   timezone=timezone, **options)
+
+
+def check_format(name: str) -> str:
+    if name not in MEDIA_TYPES:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}")
+    return name
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _statement(query: VocQuery) -> Any:
+    statement = (
+        select(TimelineItem.id, TimelineItem.created_at, TimelineItem.conversation_id,
+               Conversation.customer_id, Customer.display_name, TimelineItem.channel,
+               TimelineItem.kind, TimelineItem.text, Conversation.product_sku,
+               Conversation.store_id, Conversation.status, Conversation.tags,
+               Conversation.locale)
+        .join(Conversation, Conversation.id == TimelineItem.conversation_id)
+        .join(Customer, Customer.id == Conversation.customer_id)
+        .where(TimelineItem.sender_type == SenderType.CUSTOMER,
+               TimelineItem.kind.in_(VOICE_KINDS)))  # type: ignore[attr-defined]
+    if query.start is not None:
+        statement = statement.where(TimelineItem.created_at >= query.start)
+    if query.end is not None:
+        statement = statement.where(TimelineItem.created_at < query.end)
+    if query.channel:
+        statement = statement.where(TimelineItem.channel == query.channel)
+    return statement
+
+
+async def count_rows(sessions: async_sessionmaker[AsyncSession], query: VocQuery) -> int:
+    async with sessions() as session:
+        subquery = _statement(query).subquery()
+        return int((await session.execute(select(func.count()).select_from(subquery)))
+                   .scalar_one())
+
+
+async def chunks(sessions: async_sessionmaker[AsyncSession], query: VocQuery,
+                 size: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    """The rows, ``size`` at a time, in id order (keyset paging: no OFFSET scans)."""
+    zone = ZoneInfo(query.timezone)
+    after = 0
+    while True:
+        async with sessions() as session:
+            result = await session.execute(
+                _statement(query).where(TimelineItem.id > after)  # type: ignore[operator]
+                .order_by(TimelineItem.id).limit(size or CHUNK))
+            batch = [_row(values, zone, query.mask_pii) for values in result.all()]
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]["item_id"]
+
+
+def _row(values: Any, zone: ZoneInfo, mask: bool) -> dict[str, Any]:
+    (item_id, created_at, conversation_id, customer_id, name, channel, kind, text, sku,
+     store, status, tags, locale) = values
+    moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return {
+        "item_id": item_id, "created_at": iso(moment),
+        "local_time": moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        "conversation_id": conversation_id, "customer_id": customer_id,
+        "customer_name": mask_name(name, customer_id) if mask else (name or ""),
+        "channel": channel, "kind": kind, "text": mask_text(text) if mask else text,
+        "product_sku": sku or "", "store_id": store or "", "status": status,
+        "tags": list(tags or []), "locale": locale or "",
+    }
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def spreadsheet_cell(value: Any, guard: bool = True) -> Any:
+    """What a CSV or XLSX cell holds: lists joined; with ``guard``, text that Excel would run
+    as a formula is kept as text by a leading apostrophe (OWASP's advice for CSV)."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    if guard and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_bytes(rows: Iterable[dict[str, Any]], header: bool = False) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)  # QUOTE_MINIMAL, CRLF line ends: what Excel writes
+    if header:
+        buffer.write("\ufeff")
+        writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([spreadsheet_cell(row[column]) for column in COLUMNS])
+    return buffer.getvalue().encode("utf-8")
+
+
+_jsonl = msgspec.json.Encoder()
+
+
+def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(_jsonl.encode(row) + b"\n" for row in rows)
+
+
+def _encode(batch: list[dict[str, Any]], fmt: str) -> bytes:
+    return csv_bytes(batch) if fmt == "csv" else jsonl_bytes(batch)
+
+
+async def stream(sessions: async_sessionmaker[AsyncSession], query: VocQuery,
+                 fmt: str) -> AsyncIterator[bytes]:
+    """CSV or JSON Lines, chunk by chunk (XLSX is a zip: see ``write_file``)."""
+    if fmt == "csv":
+        yield csv_bytes((), header=True)
+    async for batch in chunks(sessions, query):
+        yield _encode(batch, fmt)
+
+
+async def write_file(sessions: async_sessionmaker[AsyncSession], query: VocQuery, fmt: str,
+                     path: Path, progress: Progress | None = None) -> int:
+    """Write the export to ``path``; returns the number of rows."""
+    total = await count_rows(sessions, query) if progress else 0
+    done = 0
+    book = _XlsxBook() if fmt == "xlsx" else None
+    with path.open("wb") as out:
+        if fmt == "csv":
+            out.write(csv_bytes((), header=True))
+        async for batch in chunks(sessions, query):
+            if book is not None:  # openpyxl is CPU work: off the event loop
+                await asyncio.to_thread(book.append, batch)
+            else:
+                out.write(_encode(batch, fmt))
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        if book is not None:
+            await asyncio.to_thread(book.save, out)
+    if progress and total == 0:
+        progress(0, 0)
+    return done
+
+
+class _XlsxBook:
+    """openpyxl's write-only mode: rows go to disk as they come, not into a cell grid."""
+
+    def __init__(self) -> None:
+        from openpyxl import Workbook
+
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet("VOC")
+        self.sheet.freeze_panes = "A2"
+        self.sheet.append(list(COLUMNS))
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
+        for row in rows:
+            cells = []
+            for column in COLUMNS:
+                cell = WriteOnlyCell(self.sheet, value=spreadsheet_cell(row[column], False))
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # a string cell, never a formula, whatever it says
+                cells.append(cell)
+            self.sheet.append(cells)
+
+    def save(self, out: BinaryIO) -> None:
+        self.book.save(out)
