@@ -31,15 +31,16 @@ CHANNELS = {c.value for c in Channel}
                  "numbers. Every export is written to the audit log.")
 async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
                      format_: Annotated[str, QueryParameter(name="format")] = "csv",
-                     from_: Annotated[date | None, QueryParameter(name="from")] = None,
-                     to: FromQuery[date | None] = None, channel: FromQuery[str | None] = None,
+                     from_: Annotated[str, QueryParameter(name="from")] = "",
+                     to: FromQuery[str] = "", channel: FromQuery[str] = "",
                      mask_pii: FromQuery[bool] = False) -> Stream:
+    # from, to and channel may come empty (a form's blank fields): empty means "any"
     require_role(request.user, *SUPERVISORS)
     if channel and channel not in CHANNELS:
         raise TicketError("bad_channel", f"unknown channel {channel!r}", 400)
     try:
-        fmt = export.check_format(format_)
-        query = export.VocQuery.for_days(from_, to, services.settings.timezone,
+        fmt = export.check_format(format_ or "csv")
+        query = export.VocQuery.for_days(_day(from_), _day(to), services.settings.timezone,
                                          channel=channel or None, mask_pii=mask_pii)
     except export.ExportError as exc:
         raise TicketError("bad_export", str(exc), 400) from exc
@@ -50,6 +51,13 @@ async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
     return Stream(body, media_type=export.MEDIA_TYPES[fmt],
                   headers={"Content-Disposition": f'attachment; filename="{name}"',
                            "Cache-Control": "no-store"})
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise export.ExportError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 async def _audit(services: Services, agent: Agent, fmt: str, query: export.VocQuery) -> None:

@@ -13,6 +13,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -262,6 +263,21 @@ def test_supervisor_dashboard_draws_figures_and_svg_charts(browser: Browser, hub
     page.click("#dash-range button[type=submit]")
     expect(page.locator("#chart-days svg rect.bar")).to_have_count(1)
     assert errors == []
+    page.context.close()
+
+
+def test_supervisor_downloads_the_voc_export_masked(browser: Browser, hub_url: str) -> None:
+    page = signed_in(browser, hub_url, "lead@example.com", "demo-lead")
+    page.goto(f"{hub_url}/dashboard?lang=en")
+    expect(page.locator("#voc-mask")).to_be_checked()  # privacy by default
+    page.select_option("#voc-format", "csv")
+    with page.expect_download() as download:
+        page.click("#voc-download")
+    body = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename.endswith(".csv")
+    assert body.startswith("\ufeffitem_id,created_at,local_time,".encode())
+    rows = body.decode("utf-8-sig").splitlines()[1:]
+    assert rows and all(",#" in row for row in rows)  # names replaced by customer numbers
     page.context.close()
 
 

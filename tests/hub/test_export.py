@@ -65,6 +65,7 @@ async def test_masking_keeps_the_words_and_drops_the_person(hub: RunningHub) -> 
     await _history(hub)
     body = await _get(hub, "format=jsonl&mask_pii=true")
     rows = [msgspec.json.decode(line) for line in body.splitlines()]
+    assert body == await _get(hub, "format=jsonl&mask_pii=true&from=&to=&channel=")  # blanks
     assert rows[0]["text"] == "電話は[phone]、メールは [email] です"
     assert {r["customer_name"] for r in rows} == {f"#{r['customer_id']}" for r in rows}
     assert "山田" not in body.decode() and "佐藤" not in body.decode()
@@ -105,7 +106,7 @@ async def test_only_supervisors_export_and_every_export_is_audited(hub: RunningH
     assert (await hub.api("GET", "/api/export/voc", agent)).status_code == 403
     assert (await hub.http.get("/api/export/voc")).status_code == 401
     lead = await hub.login("lead@example.com", "lead-password")
-    for bad in ("format=pdf", "channel=fax", "from=2026-02-01&to=2026-01-01"):
+    for bad in ("format=pdf", "channel=fax", "from=2026-02-01&to=2026-01-01", "to=soon"):
         response = await hub.api("GET", f"/api/export/voc?{bad}", lead)
         assert response.status_code == 400 and "error" in response.json()
     await _get(hub, "format=csv&mask_pii=true")
