@@ -33,6 +33,10 @@ from channels.line.routes import line_routes
 from channels.phone import PhoneChannel, SmsChannel
 from channels.phone.client import make_client
 from channels.phone.routes import twilio_routes
+from channels.video import VideoChannel
+from channels.video.routes import STATIC as VIDEO_STATIC
+from channels.video.routes import TEMPLATES as VIDEO_TEMPLATES
+from channels.video.routes import video_routes
 from channels.webchat import WebChat
 from channels.webchat.qr import product_qr
 from channels.webchat.routes import STATIC as WEBCHAT_STATIC
@@ -55,8 +59,9 @@ from hub.tickets import Tickets
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIRS = [ROOT / "agent_ui" / "templates", ROOT / "channels" / "webchat" / "templates"]
-STATIC_DIRS = [ROOT / "agent_ui" / "static", WEBCHAT_STATIC]
+TEMPLATE_DIRS = [ROOT / "agent_ui" / "templates", ROOT / "channels" / "webchat" / "templates",
+                 VIDEO_TEMPLATES]
+STATIC_DIRS = [ROOT / "agent_ui" / "static", WEBCHAT_STATIC, VIDEO_STATIC]
 
 
 @get("/healthz", include_in_schema=False)
@@ -110,6 +115,9 @@ def _wire_channels(services: Services) -> None:
     services.adapters[webchat.name] = webchat
     services.sio.register_namespace(webchat.namespace)
     services.bus.subscribe(webchat.on_event)
+    video = VideoChannel(services)  # not a message adapter: nothing is sent or replied on it
+    services.extras[video.name] = video
+    services.sio.register_namespace(video.namespace)
     if services.settings.line_enabled:
         services.adapters[LineChannel.name] = LineChannel(services)
     if services.settings.twilio_enabled:
@@ -176,6 +184,7 @@ def create_litestar(services: Services) -> Litestar:
         route_handlers=[
             healthz, serve_file, api_router(), *agent_pages(),
             chat_page, widget_script, upload_image, product_qr, email_webhook,
+            *video_routes(),
             *(line_routes() if services.settings.line_enabled else []),
             *(twilio_routes() if services.settings.twilio_enabled else []),
             create_static_files_router(path="/static", directories=STATIC_DIRS,

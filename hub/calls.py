@@ -5,17 +5,19 @@ only when its sequence number is newer than the one shown, records every (item, 
 pair once, and tells the agents. ``add_agent_item`` puts what an agent started or said
 outside the reply box (an outbound call, their words in a call transcript) into a ticket.
 Reports about items we do not know yet are kept (``keep_unmatched``) for reconciliation.
-Channel-agnostic: any adapter whose items have a lifecycle (phone today, video tomorrow)
-uses these actions.
+``change_item`` is the general form: any change of one item's data, queued behind
+concurrent ones. Channel-agnostic: any adapter whose items have a lifecycle (phone calls,
+video sessions) uses these actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,7 +44,7 @@ RETRIES = 5
 @dataclass(frozen=True)
 class CallUpdate:
     item: TimelineItem
-    changed: bool  # False for a repeated (item, state) pair: nothing was written
+    changed: bool  # False when the change was refused (e.g. a repeated state): nothing written
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ def merge_state(data: dict[str, Any], status: str, sequence: int | None,
     return merged
 
 
+ItemChange = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
 async def update_call(sessions: async_sessionmaker[AsyncSession], bus: events.EventBus,
                       channel: str, external_id: str, status: str, sequence: int | None,
                       **extra: Any) -> CallUpdate | None:
@@ -110,11 +115,25 @@ async def update_call(sessions: async_sessionmaker[AsyncSession], bus: events.Ev
     ``extra`` (duration, recording url, ...) is merged into the item's data whatever the
     order, since a later report never carries less than an earlier one.
     """
+    where = (TimelineItem.channel == channel, TimelineItem.external_id == external_id)
+    return await change_item(sessions, bus, where,
+                             lambda data: merge_state(data, status, sequence, extra))
+
+
+async def change_item(sessions: async_sessionmaker[AsyncSession], bus: events.EventBus,
+                      where: Sequence[ColumnElement[bool]],
+                      change: ItemChange) -> CallUpdate | None:
+    """Replace the data of the one item ``where`` selects with ``change(data)`` (None: leave
+    it as it is) and tell the agents; None if there is no such item.
+
+    Concurrent changes of one item queue up, so ``change`` always sees the latest data: it
+    may be called more than once (after a SQLite lock conflict) and must be pure.
+    """
     for attempt in range(RETRIES):
         try:
-            update = await _apply(sessions, channel, external_id, status, sequence, extra)
+            update = await _apply(sessions, where, change)
             break
-        except OperationalError:  # SQLite: a concurrent report wrote first; read again
+        except OperationalError:  # SQLite: a concurrent change wrote first; read again
             if attempt == RETRIES - 1:
                 raise
     if update is not None and update.changed:
@@ -124,22 +143,21 @@ async def update_call(sessions: async_sessionmaker[AsyncSession], bus: events.Ev
     return update
 
 
-async def _apply(sessions: async_sessionmaker[AsyncSession], channel: str, external_id: str,
-                 status: str, sequence: int | None, extra: dict[str, Any]) -> CallUpdate | None:
-    where = (TimelineItem.channel == channel, TimelineItem.external_id == external_id)
+async def _apply(sessions: async_sessionmaker[AsyncSession], where: Sequence[ColumnElement[bool]],
+                 change: ItemChange) -> CallUpdate | None:
     async with sessions() as session, session.begin():
         # Write first, read second: the no-op UPDATE takes the row's lock (PostgreSQL) or
         # the database's write lock (SQLite, whose transaction begins at the first write),
-        # so concurrent reports about one call queue up instead of losing each other.
+        # so concurrent changes of one item queue up instead of losing each other.
         touched = await session.execute(
             update(TimelineItem).where(*where).values(id=TimelineItem.id))
         if touched.rowcount == 0:  # type: ignore[attr-defined]
             return None
         item = (await session.execute(select(TimelineItem).where(*where))).scalar_one()
-        merged = merge_state(item.data, status, sequence, extra)
-        if merged is None:
+        changed = change(item.data)
+        if changed is None:
             return CallUpdate(item, changed=False)
-        item.data = merged
+        item.data = changed
         return CallUpdate(item, changed=True)
 
 
@@ -173,6 +191,9 @@ class AgentItem:
     text: str = ""
     data: dict[str, Any] | None = None
     occurred_at: datetime | None = None
+    # False for a channel replies cannot go out on (video): the ticket notes that it was
+    # used but keeps the channel replies go out on.
+    moves_ticket: bool = True
 
 
 async def add_agent_item(sessions: async_sessionmaker[AsyncSession], bus: events.EventBus,
@@ -206,7 +227,9 @@ async def _store_agent_item(sessions: async_sessionmaker[AsyncSession],
         conversation = await session.get(Conversation, new.conversation_id)
         if conversation is None:
             raise LookupError(f"conversation {new.conversation_id} not found")
-        added = [*_switch(conversation, new.channel, at), TimelineItem(
+        moved = _switch(conversation, new.channel, at) if new.moves_ticket else []
+        _touch(conversation, new.channel)
+        added = [*moved, TimelineItem(
             conversation_id=new.conversation_id, kind=new.kind, channel=new.channel,
             direction=Direction.OUTBOUND, sender_type=SenderType.AGENT, agent_id=new.agent_id,
             text=new.text, external_id=new.external_id, data=new.data or {}, created_at=at,
@@ -225,11 +248,15 @@ def _switch(conversation: Conversation, channel: str, now: datetime) -> list[Tim
     """The ticket moves to ``channel``: noted in the timeline as when a customer moves."""
     moved_from = conversation.last_channel
     conversation.last_channel = channel
-    if channel not in conversation.channels:
-        conversation.channels = [*conversation.channels, channel]
     if moved_from == channel:
         return []
     return [TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM, channel=channel,
                          direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM,
                          data={"event": "channel_switched", "from": moved_from, "to": channel},
                          created_at=now)]
+
+
+def _touch(conversation: Conversation, channel: str) -> None:
+    """The ticket has used ``channel`` (its ``channels`` list every channel it touched)."""
+    if channel not in conversation.channels:
+        conversation.channels = [*conversation.channels, channel]

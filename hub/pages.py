@@ -17,7 +17,11 @@ CSP_EMBEDDABLE = CSP_APP.replace("frame-ancestors 'none'", "frame-ancestors *").
 CSP_SOFTPHONE = CSP_APP.replace("connect-src 'self' ws: wss:",
                                 "connect-src 'self' ws: wss: https://*.twilio.com").replace(
     "object-src", "media-src 'self' blob: https://sdk.twilio.com; object-src")
-PAGE_CSP = {"inbox.html": CSP_SOFTPHONE}  # by template name; every other page: CSP_APP
+# A video session page shows its camera and the other peer's (MediaStreams; WebRTC itself
+# is outside CSP, its signalling is the Socket.IO websocket).
+CSP_VIDEO = CSP_APP.replace("object-src", "media-src 'self' blob: mediastream:; object-src")
+# by template name; every other page: CSP_APP
+PAGE_CSP = {"inbox.html": CSP_SOFTPHONE, "video.html": CSP_VIDEO}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 LOCALES = ("ja", "en")
 

@@ -150,7 +150,10 @@ class Tickets:
             items = (await session.execute(
                 select(TimelineItem).where(
                     TimelineItem.conversation_id == conversation.id,
-                    TimelineItem.direction != Direction.INTERNAL)
+                    TimelineItem.direction != Direction.INTERNAL,
+                    # calls, recordings, transcripts and video sessions are the agents'
+                    # record of a conversation held elsewhere, not chat bubbles
+                    TimelineItem.kind == ItemKind.MESSAGE)
                 .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc())
                 .limit(limit))).scalars().all()
         return conversation.id, [customer_item_json(i) for i in reversed(items)]

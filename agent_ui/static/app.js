@@ -336,6 +336,7 @@
     if (state.openId !== id) {
       stopTyping();
       hideAssist();
+      $("video-share").hidden = true;
       if (state.openId) state.drafts[state.openId] = $("reply-text").value;
       $("reply-text").value = state.drafts[id] || "";
       showComposerError("");
@@ -567,6 +568,7 @@
       body.push(el("p", { class: "kind" }, t("item." + item.type)));
     }
     if (item.type === "call") body.push(callCard(data));
+    if (item.type === "video") body.push(videoCard(data));
     if (item.type === "recording") {
       body.push(el("audio", { class: "recording", src: "/api/recordings/" + encodeURIComponent(String(item.id)),
         controls: true, preload: "none" }));
@@ -624,6 +626,58 @@
       hasDuration ? el("span", { class: "call-duration" },
         t("call.duration", { duration: duration(data.duration) })) : null
     ]);
+  }
+
+  /** A video session: its state, who joined and, once ended, how long it lasted. */
+  function videoCard(data) {
+    var status = data.status ? String(data.status) : "";
+    var joined = data.joined && typeof data.joined === "object" ? Object.keys(data.joined) : [];
+    var ended = status === "ended" && data.duration !== null && data.duration !== undefined &&
+      isFinite(Number(data.duration));
+    return el("div", { class: "call-card video-card", "data-status": status }, [
+      status ? el("span", { class: "call-status st-" + status.replace(/[^\w-]/g, "") },
+        has("video.state." + status) ? t("video.state." + status) : status) : null,
+      joined.length ? el("span", { class: "video-joined" }, t("video.joined", {
+        who: joined.map(function (role) { return t("sender." + role); }).join(", ") })) : null,
+      ended ? el("span", { class: "call-duration" },
+        t("call.duration", { duration: duration(data.duration) })) : null
+    ]);
+  }
+
+  // ---------------------------------------------------------------- video sessions
+
+  /** Starts a video session: the agent's page opens in a new tab, the customer's link is
+   * shown for copying (into a reply, or anywhere the customer reads it). */
+  function startVideo() {
+    var id = state.openId;
+    if (!id) return;
+    var button = $("video-start");
+    button.disabled = true;
+    var tab = window.open("", "_blank");  // now, inside the click, so no popup blocker stops it
+    api("POST", "/api/conversations/" + id + "/video").then(function (session) {
+      var agentUrl = onThisOrigin(session.agent_url);
+      if (tab) { tab.opener = null; tab.location.replace(agentUrl); }
+      if (state.openId !== id) return;
+      $("video-link").value = String(session.customer_url || "");
+      $("video-share").hidden = false;
+    }).catch(function (error) {
+      if (tab) tab.close();
+      toast(errorText(error));
+    }).then(function () { button.disabled = false; });
+  }
+
+  /** The agent's page on this inbox's own origin, whatever OMOHUB_PUBLIC_URL says. */
+  function onThisOrigin(url) {
+    var parsed = new URL(String(url), window.location.href);
+    return window.location.origin + parsed.pathname + parsed.search;
+  }
+
+  function copyVideoLink() {
+    var input = $("video-link");
+    input.select();
+    var copied = navigator.clipboard && navigator.clipboard.writeText
+      ? navigator.clipboard.writeText(input.value) : Promise.reject(new Error("no clipboard"));
+    copied.then(function () { toast(t("conv.video_copied")); }).catch(function () {});
   }
 
   function stickerEl(sticker) {
@@ -1180,6 +1234,9 @@
     });
     $("composer").addEventListener("submit", sendReply);
     $("reply-channel").addEventListener("change", updateComposer);
+    $("video-start").addEventListener("click", startVideo);
+    $("video-copy").addEventListener("click", copyVideoLink);
+    $("video-close").addEventListener("click", function () { $("video-share").hidden = true; });
     $("identity-form").addEventListener("submit", addIdentity);
     $("composer").addEventListener("click", function (event) {
       var button = event.target.closest("button[data-mode]");
