@@ -23,7 +23,8 @@ from hub.services import Services
 from hub.settings import Settings
 from tests.fakes.loopback import serving
 
-pytest_plugins = ["tests.fakes.line_api", "tests.fakes.smtp_sink"]  # fake_line, sink
+pytest_plugins = ["tests.fakes.line_api", "tests.fakes.smtp_sink",  # fake_line, sink
+                  "tests.socket_client"]  # clients
 
 PG_ADMIN_URL = os.environ.get("OMOHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"

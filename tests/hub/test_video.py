@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,47 +18,10 @@ from channels.video import VideoChannel, end, new_state
 from hub import events
 from hub.serialize import iso
 from tests.conftest import RunningHub
+from tests.socket_client import TIMEOUT, Client
 
-TIMEOUT = 10
 LINK = re.compile(r'data-link="([^"]+)"')
 OFFER = {"description": {"type": "offer", "sdp": "v=0 offer"}}
-
-
-class Peer:
-    """A python-socketio client on ``/video`` whose received events queue up by name."""
-
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.queues: dict[str, asyncio.Queue[Any]] = {}
-        self.sio.on("*", self._record, namespace="/video")
-        self.sio.on("connect_error", self._connect_error, namespace="/video")
-
-    async def _record(self, event: str, data: Any = None) -> None:
-        await self.queue(event).put(data)
-
-    async def _connect_error(self, data: Any) -> None:
-        await self.queue("connect_error").put(data)
-
-    def queue(self, event: str) -> asyncio.Queue[Any]:
-        return self.queues.setdefault(event, asyncio.Queue())
-
-    async def next(self, event: str) -> Any:
-        return await asyncio.wait_for(self.queue(event).get(), TIMEOUT)
-
-    async def connect(self, url: str, credential: str) -> None:
-        await self.sio.connect(url, namespaces=["/video"], auth={"credential": credential},
-                               transports=["websocket"], wait_timeout=TIMEOUT)
-
-    async def call(self, event: str, data: Any = None) -> Any:
-        return await self.sio.call(event, data, namespace="/video", timeout=TIMEOUT)
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[list[Peer]]:
-    made: list[Peer] = []
-    yield made
-    for peer in made:
-        await peer.sio.disconnect()
 
 
 @pytest.fixture
@@ -110,10 +72,10 @@ async def _item(hub: RunningHub, token: str, conversation_id: int,
     return next(item for item in detail["timeline"] if item["id"] == item_id)
 
 
-async def _connect(hub: RunningHub, peers: list[Peer], credential: str) -> Peer:
-    peer = Peer()
-    peers.append(peer)
-    await peer.connect(hub.url, credential)
+async def _connect(hub: RunningHub, clients: list[Client], credential: str) -> Client:
+    peer = Client("/video")
+    clients.append(peer)
+    await peer.connect(hub.url, {"credential": credential})
     return peer
 
 
@@ -237,11 +199,11 @@ async def test_a_link_for_one_session_does_not_open_another(hub: RunningHub,
 # --------------------------------------------------------------------------- signalling
 
 async def test_signals_stay_within_their_session(hub: RunningHub, token: str,
-                                                 peers: list[Peer]) -> None:
+                                                 clients: list[Client]) -> None:
     conversation_id = await _ticket(hub)
     sessions = [await _start(hub, token, conversation_id) for _ in range(2)]
     agent_a, customer_a, agent_b, customer_b = [
-        await _connect(hub, peers, await _credential(hub, s[f"{role}_url"]))
+        await _connect(hub, clients, await _credential(hub, s[f"{role}_url"]))
         for s in sessions for role in ("agent", "customer")]
     assert await agent_a.call("hello") == {"ok": True, "role": "agent", "present": ["customer"]}
     assert (await agent_a.call("signal", OFFER))["ok"]
@@ -259,35 +221,36 @@ async def test_signals_stay_within_their_session(hub: RunningHub, token: str,
 
 @pytest.mark.parametrize("payload", [None, "offer", {"description": {"type": "rollback"}},
                                      {"candidate": {"candidate": 5}}])
-async def test_malformed_signals_are_refused(hub: RunningHub, token: str, peers: list[Peer],
+async def test_malformed_signals_are_refused(hub: RunningHub, token: str, clients: list[Client],
                                              payload: Any) -> None:
     started = await _start(hub, token, await _ticket(hub))
-    agent = await _connect(hub, peers, await _credential(hub, started["agent_url"]))
+    agent = await _connect(hub, clients, await _credential(hub, started["agent_url"]))
     answer = await agent.call("signal", payload)
     assert answer["ok"] is False and answer["error"]["code"] == "bad_payload"
 
 
 @pytest.mark.parametrize("kind", ["forged", "link_token"])
-async def test_a_socket_needs_a_page_credential(hub: RunningHub, token: str, peers: list[Peer],
+async def test_a_socket_needs_a_page_credential(hub: RunningHub, token: str, clients: list[Client],
                                                 kind: str) -> None:
     started = await _start(hub, token, await _ticket(hub))
     # The link's own token is no socket credential either: only the page's is.
     link = parse_qs(urlsplit(started["agent_url"]).query)["t"][0]
-    peer = Peer()
-    peers.append(peer)
+    peer = Client("/video")
+    clients.append(peer)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await peer.connect(hub.url, link if kind == "link_token" else "forged.credential")
+        await peer.connect(hub.url, {"credential": link if kind == "link_token"
+                                     else "forged.credential"})
     assert (await peer.next("connect_error"))["data"]["code"] == "bad_link"
 
 
 # --------------------------------------------------------------------------- the session's life
 
-async def test_hang_up_ends_the_session(hub: RunningHub, token: str, peers: list[Peer]) -> None:
+async def test_hang_up_ends_the_session(hub: RunningHub, token: str, clients: list[Client]) -> None:
     conversation_id = await _ticket(hub)
     started = await _start(hub, token, conversation_id)
     credentials = [await _credential(hub, started[f"{r}_url"]) for r in ("agent", "customer")]
-    agent = await _connect(hub, peers, credentials[0])
-    customer = await _connect(hub, peers, credentials[1])
+    agent = await _connect(hub, clients, credentials[0])
+    customer = await _connect(hub, clients, credentials[1])
     assert await agent.next("peer-joined") == {"role": "customer"}
     live = await _item(hub, token, conversation_id, started["id"])
     assert live["data"]["status"] == "live" and live["data"]["started_at"]
@@ -300,19 +263,19 @@ async def test_hang_up_ends_the_session(hub: RunningHub, token: str, peers: list
     assert published["id"] == started["id"] and item["data"] == published["data"]
     assert item["data"]["status"] == "ended" and item["data"]["ended_by"] == "customer"
     assert isinstance(item["data"]["duration"], int) and item["data"]["ended_at"]
-    late = Peer()
-    peers.append(late)
+    late = Client("/video")
+    clients.append(late)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await late.connect(hub.url, credentials[0])
+        await late.connect(hub.url, {"credential": credentials[0]})
     assert (await late.next("connect_error"))["data"]["code"] == "session_ended"
 
 
 async def test_both_peers_leaving_ends_the_session(hub: RunningHub, token: str,
-                                                   peers: list[Peer]) -> None:
+                                                   clients: list[Client]) -> None:
     conversation_id = await _ticket(hub)
     started = await _start(hub, token, conversation_id)
-    agent = await _connect(hub, peers, await _credential(hub, started["agent_url"]))
-    customer = await _connect(hub, peers, await _credential(hub, started["customer_url"]))
+    agent = await _connect(hub, clients, await _credential(hub, started["agent_url"]))
+    customer = await _connect(hub, clients, await _credential(hub, started["customer_url"]))
     ended = _updates(hub, "ended")
     await customer.sio.disconnect()
     assert await agent.next("peer-left") == {"role": "customer"}
