@@ -24,7 +24,8 @@ from hub.settings import Settings
 from tests.fakes.loopback import serving
 
 pytest_plugins = ["tests.fakes.line_api", "tests.fakes.smtp_sink",  # fake_line, sink
-                  "tests.socket_client"]  # clients
+                  "tests.socket_client",  # clients
+                  "tests.fakes.twilio_webhook"]  # twilio_socket, fake_twilio
 
 PG_ADMIN_URL = os.environ.get("OMOHUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("OMOHUB_REQUIRE_SERVICES") == "1"

@@ -8,14 +8,12 @@ import base64
 import json
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
@@ -28,21 +26,18 @@ from hub.models import Identity, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 from tests.conftest import RunningHub
-from tests.fakes.loopback import loopback_socket, url_of
-from tests.fakes.twilio_api import FAKE_AUDIO, FakeTwilio, running
-
-ACCOUNT = "AC" + "a1" * 16
-TOKEN = "twilio-test-auth-token"
-PUBLIC = "https://hub.example.com"
-SUPPORT = "+81312345678"
-CALLER = "+819012345678"
-
-
-@pytest.fixture
-def twilio_socket() -> Iterator[socket.socket]:
-    sock = loopback_socket()
-    yield sock
-    sock.close()
+from tests.fakes.loopback import url_of
+from tests.fakes.twilio_api import FAKE_AUDIO, FakeTwilio
+from tests.fakes.twilio_webhook import (
+    ACCOUNT,
+    CALLER,
+    PUBLIC,
+    SUPPORT,
+    TOKEN,
+    Twilio,
+    call,
+    tags,
+)
 
 
 @pytest.fixture
@@ -55,44 +50,8 @@ def settings(database_url: str, tmp_path: Path, twilio_socket: socket.socket) ->
 
 
 @pytest.fixture
-async def fake(twilio_socket: socket.socket) -> AsyncIterator[FakeTwilio]:
-    async with running(FakeTwilio(ACCOUNT, TOKEN), twilio_socket) as served:
-        yield served
-
-
-class Twilio:
-    """Posts what Twilio would post, signed with ``RequestValidator`` over the public URL."""
-
-    def __init__(self, hub: RunningHub) -> None:
-        self.hub = hub
-        self.validator = RequestValidator(TOKEN)
-
-    async def post(self, target: str, params: dict[str, str],
-                   signature: str | None = None) -> httpx.Response:
-        """``target`` is a path (+ query) or an absolute URL taken from our own TwiML."""
-        parts = urlsplit(target)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        signed = signature or self.validator.compute_signature(PUBLIC + path, params)
-        return await self.hub.http.post(path, data=params,
-                                        headers={"X-Twilio-Signature": signed})
-
-    async def twiml(self, target: str, params: dict[str, str]) -> ET.Element:
-        response = await self.post(target, params)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"].startswith("text/xml")
-        root = ET.fromstring(response.text)
-        assert root.tag == "Response"
-        return root
-
-
-def call(sid: str = "CA" + "1" * 32, caller: str = CALLER, **extra: str) -> dict[str, str]:
-    return {"AccountSid": ACCOUNT, "ApiVersion": "2010-04-01", "CallSid": sid,
-            "CallStatus": "ringing", "Direction": "inbound", "From": caller,
-            "Caller": caller, "To": SUPPORT, "Called": SUPPORT, **extra}
-
-
-def tags(root: ET.Element) -> list[str]:
-    return [child.tag for child in root]
+def fake(fake_twilio: FakeTwilio) -> FakeTwilio:
+    return fake_twilio
 
 
 async def count_items(services: Services) -> int:
