@@ -78,6 +78,9 @@ class SendResult:
     external_id: str | None = None
     retryable: bool = False
     error: str | None = None
+    # Delivered, but nobody was there to see it (a chat whose tabs are all closed): the
+    # hub may follow up on a channel that reaches the customer later (hub/follow_up.py).
+    recipient_away: bool = False
 
 
 @dataclass(frozen=True)

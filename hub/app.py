@@ -48,6 +48,7 @@ from hub.api.errors import EXCEPTION_HANDLERS
 from hub.assistant import Assistant
 from hub.events import EventBus
 from hub.files import FileStore
+from hub.follow_up import EmailFollowUp
 from hub.hours import business_hours
 from hub.ingest import Ingestor
 from hub.knowledge import KnowledgeCache
@@ -129,6 +130,7 @@ def _wire_channels(services: Services) -> None:
         email = EmailChannel(services)
         services.adapters[email.name] = email
         services.bus.subscribe(email.on_event)  # addresses given in web chat
+        services.bus.subscribe(EmailFollowUp(services).on_event)  # visitors who left
 
 
 def _templates() -> TemplateConfig[JinjaTemplateEngine]:

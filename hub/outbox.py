@@ -174,8 +174,9 @@ class Dispatcher:
                 row.status, row.last_error = "failed", result.error
                 item.delivery_status, item.error = Delivery.FAILED, result.error
             payload = item_json(item)
-        await self._bus.publish(events.Event(events.MESSAGE_UPDATED, payload,
-                                             payload["conversation_id"]))
+        await self._bus.publish(events.Event(
+            events.MESSAGE_UPDATED, payload, payload["conversation_id"],
+            meta={"recipient_away": True} if result.ok and result.recipient_away else {}))
         if row.status == "pending":
             self._schedule_retry(row.next_attempt_at)
 

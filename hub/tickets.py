@@ -156,7 +156,9 @@ class Tickets:
                     TimelineItem.kind == ItemKind.MESSAGE)
                 .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc())
                 .limit(limit))).scalars().all()
-        return conversation.id, [customer_item_json(i) for i in reversed(items)]
+        # an e-mail copy of a chat reply (hub/follow_up.py) is not shown in the chat twice
+        return conversation.id, [customer_item_json(i) for i in reversed(items)
+                                 if "copy_of" not in i.data]
 
     async def identities_of_conversation(self, conversation_id: int, kind: str) -> list[str]:
         async with self._sessions() as session:

@@ -5,8 +5,8 @@ Every inbound path ends in ``EmailChannel.receive(raw)``; parsing is pure (``par
 loop protection is in ``loops``, the outbound message is built in ``send``.
 
 Web chat → e-mail: an address a web chat customer types ("reply to me at …") becomes an
-unverified ``email`` identity of theirs (``given``), so the agent can answer by mail after
-they left; their reply to that mail proves the address (``receive``).
+unverified ``email`` identity of theirs (``given``), so a reply reaches them by mail after
+they left (hub/follow_up.py); their reply to that mail proves the address (``receive``).
 """
 
 from __future__ import annotations

@@ -98,9 +98,9 @@ class WebChat:
             "attachments": list(outbound.attachments), "created_at": iso(outbound.created_at),
             "quick_replies": outbound.data.get("quick_replies", []),
         }
-        await self.services.sio.emit("message", payload, room=visitor_room(outbound.recipient),
-                                     namespace=NAMESPACE)
-        return SendResult(ok=True)
+        room = visitor_room(outbound.recipient)
+        await self.services.sio.emit("message", payload, room=room, namespace=NAMESPACE)
+        return SendResult(ok=True, recipient_away=local_sids(self.services.sio, room) == [])
 
     async def on_event(self, event: events.Event) -> None:
         """Agents typing reach the customer's open chat windows."""
@@ -112,6 +112,15 @@ class WebChat:
             await self.services.sio.emit(
                 "typing", {"sender_type": "agent", "typing": event.payload["typing"]},
                 room=visitor_room(visitor_id), namespace=NAMESPACE)
+
+
+def local_sids(server: socketio.AsyncServer, room: str) -> list[str] | None:
+    """The sockets in a visitor's room, or None when they cannot all be seen from here
+    (with Redis, other hub processes hold sockets too)."""
+    manager = server.manager
+    if type(manager) is not socketio.AsyncManager:
+        return None
+    return [sid for sid, _ in manager.get_participants(NAMESPACE, room)]
 
 
 class WebChatNamespace(socketio.AsyncNamespace):
@@ -186,10 +195,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
         """The visitor's other tabs (or devices with the same token) show what this one sent.
         With one tab open, which is the usual case, nothing is encoded or sent."""
         room = visitor_room(visitor_id)
-        manager = self.server.manager
-        local = type(manager) is socketio.AsyncManager  # else tabs may sit in other processes
-        if local and not any(other != sid
-                             for other, _ in manager.get_participants(NAMESPACE, room)):
+        if local_sids(self.server, room) == [sid]:
             return
         await self.emit("message", customer_item_json(result.item), room=room, skip_sid=sid)
 

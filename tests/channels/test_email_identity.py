@@ -5,6 +5,7 @@ merge ("same e-mail address as …")."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from channels.base import Inbound
 from channels.email import EmailChannel, addresses_in
 from channels.email.parse import parse_message
+from hub import events
 from hub.ingest import IngestResult
 from hub.models import AuditEvent, Customer, TimelineItem
 from hub.services import Services
@@ -28,6 +30,7 @@ from tests.channels.test_email import (
 )
 from tests.conftest import RunningHub
 from tests.fakes.smtp_sink import SmtpSink
+from tests.socket_client import Client
 
 
 @pytest.fixture
@@ -183,3 +186,45 @@ async def test_agent_identity_api_refuses_what_it_cannot_do(hub: RunningHub) -> 
         held = await session.get(Customer, holder.customer_id)
         assert held is not None and held.merged_into_id is None
     assert (await hub.http.post(path, json={"kind": "email", "value": "a@b.jp"})).status_code == 401
+
+
+async def test_a_visitor_who_left_gets_the_reply_by_mail_and_answers_into_the_ticket(
+        hub: RunningHub, sink: SmtpSink) -> None:
+    web = await chat(hub.services, "今日は時間がないので hanako@example.jp に返事をください")
+    assert web.conversation.id is not None
+    sent = await agent_reply(hub, web.conversation.id, "在庫を確認しました。", channel=None)
+    assert sent["channel"] == "web"  # the channel the customer used last
+    mail = parse_message((await sink.next()).raw)  # nobody had the chat open
+    assert mail.text.startswith("在庫を確認しました。")
+    assert f"[#{web.conversation.id}]" in mail.subject
+    items = await timeline(hub, web.conversation.id)
+    copy = next(i for i in items if i["channel"] == "email")
+    assert copy["data"]["copy_of"] == sent["id"] and copy["sender_type"] == "agent"
+    answer, _ = make_mail(sender="hanako@example.jp", subject=f"Re: {mail.subject}",
+                          in_reply_to=mail.message_id)
+    back = await email_of(hub.services).receive(answer)
+    assert back.conversation_id == web.conversation.id
+    _, history = await hub.services.tickets.customer_view("web", "visitor-1")
+    assert [i["text"] for i in history if i["sender_type"] == "agent"] == ["在庫を確認しました。"]
+
+
+async def test_a_visitor_still_in_the_chat_gets_no_mail(hub: RunningHub, sink: SmtpSink,
+                                                         clients: list[Client]) -> None:
+    delivered: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def watch(event: events.Event) -> None:  # runs after the follow-up's handler
+        if event.name == events.MESSAGE_UPDATED and event.payload["channel"] == "web":
+            await delivered.put(event.payload)
+
+    hub.services.bus.subscribe(watch)
+    tab = Client("/webchat")
+    clients.append(tab)
+    await tab.connect(hub.url, {})
+    await tab.next("session")
+    asked = await tab.call("message", {"text": "返事は hanako@example.jp でも"})
+    sent = await agent_reply(hub, asked["conversation_id"], "こちらでご案内します。",
+                             channel=None)
+    assert (await tab.next("message"))["text"] == "こちらでご案内します。"
+    assert (await asyncio.wait_for(delivered.get(), 10))["id"] == sent["id"]
+    items = await timeline(hub, asked["conversation_id"])
+    assert [i["channel"] for i in items if i["sender_type"] == "agent"] == ["web"]
