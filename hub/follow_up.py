@@ -1,7 +1,8 @@
 """An agent's reply to a web visitor who has left also goes out by e-mail (Intercom-like).
 
-Web chat delivers to the open tabs of the visitor; when none is open (``recipient_away``
-from the adapter), the reply would wait unseen until they come back. If the customer has
+Web chat delivers to the open tabs of the visitor; when none is open in any hub process
+(``recipient_away`` from the adapter, counted by hub/presence.py), the reply would wait
+unseen until they come back. If the customer has
 an e-mail address — verified, or one they typed in the chat for this purpose — the hub
 sends the same text as a new e-mail item in the same ticket, through the usual outbox, so
 it is threaded (``[#ticket]``, Message-ID) and their answer by mail lands in this ticket.

@@ -34,12 +34,20 @@ TABLES = ["link_attempts", "link_codes", "kb_article_versions", "kb_articles", "
           "identities", "customers", "agents", "products", "stores"]
 
 
-def _pg_reachable() -> bool:
+def _listening(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def _pg_reachable() -> bool:
+    return _listening(5432)
+
+
+def _redis_reachable() -> bool:
+    return _listening(6379)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from channels.base import Capabilities, Inbound, Outbound, SendResult
 from hub import events, links
 from hub.ingest import IngestResult
 from hub.links import LinkError
+from hub.presence import make_presence
 from hub.security import BadToken
 from hub.serialize import customer_item_json, iso
 from hub.services import Services
@@ -54,6 +55,11 @@ class WebChat:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.namespace = WebChatNamespace(self)
+        settings = services.settings
+        self.presence = make_presence(settings.redis_url, settings.redis_channel)
+
+    async def stop(self) -> None:
+        await self.presence.close()
 
     def new_visitor_token(self) -> tuple[str, str]:
         visitor_id = secrets.token_urlsafe(16)
@@ -98,9 +104,10 @@ class WebChat:
             "attachments": list(outbound.attachments), "created_at": iso(outbound.created_at),
             "quick_replies": outbound.data.get("quick_replies", []),
         }
-        room = visitor_room(outbound.recipient)
-        await self.services.sio.emit("message", payload, room=room, namespace=NAMESPACE)
-        return SendResult(ok=True, recipient_away=local_sids(self.services.sio, room) == [])
+        await self.services.sio.emit("message", payload, room=visitor_room(outbound.recipient),
+                                     namespace=NAMESPACE)
+        return SendResult(ok=True,
+                          recipient_away=not await self.presence.present(outbound.recipient))
 
     async def on_event(self, event: events.Event) -> None:
         """Agents typing reach the customer's open chat windows."""
@@ -148,6 +155,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
             "product": clean_context(auth.get("product")),
             "store": clean_context(auth.get("store"))})
         await self.enter_room(sid, visitor_room(visitor_id))
+        await self.channel.presence.arrive(visitor_id, sid)
         asyncio.get_running_loop().create_task(self._greet(sid, visitor_id, token))
 
     async def _greet(self, sid: str, visitor_id: str, token: str) -> None:
@@ -232,3 +240,8 @@ class WebChatNamespace(socketio.AsyncNamespace):
         await self.channel.services.bus.publish(events.Event(
             events.TYPING, {"conversation_id": conversation_id, "sender_type": "customer",
                             "typing": bool(data.get("typing", True))}, conversation_id))
+
+    async def on_disconnect(self, sid: str, *_: Any) -> None:
+        session = await self.get_session(sid)
+        if session:  # a refused connection never had one
+            await self.channel.presence.leave(session["visitor_id"], sid)

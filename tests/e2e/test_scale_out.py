@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,19 +18,11 @@ import httpx
 import pytest
 import socketio
 
-from tests.conftest import REQUIRE_SERVICES, _pg_admin, _pg_reachable
+from tests.conftest import REQUIRE_SERVICES, _pg_admin, _pg_reachable, _redis_reachable
 from tests.e2e.demo_hub import free_port, stop, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 TIMEOUT = 15
-
-
-def _redis_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
