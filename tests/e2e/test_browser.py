@@ -256,7 +256,7 @@ def test_supervisor_dashboard_draws_figures_and_svg_charts(browser: Browser, hub
     page.goto(f"{hub_url}/dashboard?lang=en")
     expect(page.locator("#dash-cards .figure")).to_have_count(5)
     expect(page.locator("#chart-days svg rect.bar")).to_have_count(7)   # default: last 7 days
-    assert page.locator("#chart-channels svg .hbar").count() >= 1
+    expect(page.locator("#chart-channels svg .hbar").first).to_be_visible()
     expect(page.locator("#chart-bot svg .hbar")).to_have_count(5)
     # a narrower range redraws
     page.fill("#dash-from", page.input_value("#dash-to"))
@@ -289,7 +289,7 @@ def test_supervisor_kb_editor_creates_tries_and_unpublishes(browser: Browser,
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{hub_url}/kb?lang=en")
     expect(page.locator(".topnav a[href='/kb']")).to_have_attribute("aria-current", "page")
-    assert page.locator("#kb-list .kb-item").count() >= 1        # the demo's articles
+    expect(page.locator("#kb-list .kb-item").first).to_be_visible()  # the demo's articles
     page.fill("#kb-id", "ja-umbrella")
     page.select_option("#kb-locale", "ja")
     page.fill("#kb-title", "傘の貸し出し")
