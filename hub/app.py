@@ -53,6 +53,7 @@ from hub.hours import business_hours
 from hub.ingest import Ingestor
 from hub.knowledge import KnowledgeCache
 from hub.outbox import Dispatcher
+from hub.presence import make_presence
 from hub.security import Signer
 from hub.services import Services
 from hub.settings import Settings, load_settings
@@ -97,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
         files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
         knowledge=KnowledgeCache(sessions),
+        presence=make_presence(settings.redis_url, settings.redis_channel),
         adapters=adapters)
     _wire_channels(services)
     services.sio.register_namespace(
@@ -172,6 +174,7 @@ async def stop_services(services: Services) -> None:
     if assistant is not None:
         await assistant.stop()
     await services.dispatcher.stop()
+    await services.presence.close()
     await services.engine.dispose()
 
 

@@ -11,7 +11,7 @@ reply still waits in the chat.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis import asyncio as redis
 
@@ -67,6 +67,14 @@ class RedisPresence:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+async def anyone_present(presence: Presence, identities: list[dict[str, Any]]) -> bool:
+    """Whether any web identity among ``identities`` (as the API shows them) has a chat open."""
+    for identity in identities:
+        if identity.get("kind") == "web" and await presence.present(identity["value"]):
+            return True
+    return False
 
 
 def make_presence(redis_url: str | None, prefix: str) -> Presence:

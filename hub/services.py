@@ -14,6 +14,7 @@ from hub.files import FileStore
 from hub.ingest import Ingestor
 from hub.knowledge import KnowledgeCache
 from hub.outbox import Dispatcher
+from hub.presence import Presence
 from hub.security import Signer
 from hub.settings import Settings
 from hub.tickets import Tickets
@@ -32,5 +33,6 @@ class Services:
     tickets: Tickets
     files: FileStore
     knowledge: KnowledgeCache
+    presence: Presence  # who has a chat open, across hub processes
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)

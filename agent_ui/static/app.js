@@ -844,6 +844,17 @@
     });
   }
 
+  /** Whether the web visitor had a chat open when the ticket was loaded. */
+  function renderPresence(profile) {
+    var line = $("cust-presence");
+    var customer = state.open && state.open.customer;
+    var web = (profile.identities || []).some(function (i) { return i.kind === "web"; });
+    line.hidden = !customer || customer.id !== profile.id || !web || customer.online === undefined;
+    if (line.hidden) return;
+    line.dataset.online = String(Boolean(customer.online));
+    line.textContent = t(customer.online ? "customer.online" : "customer.offline");
+  }
+
   function renderCustomer(profile) {
     var panel = $("customer-panel");
     panel.hidden = false;
@@ -852,6 +863,7 @@
     avatar.dataset.hue = String(hue(profile.id));
     applyAvatarHues(panel);
     $("cust-name").textContent = profile.display_name;
+    renderPresence(profile);
     renderContext();
     var ids = $("cust-identities");
     clear(ids);

@@ -19,7 +19,6 @@ from channels.base import Capabilities, Inbound, Outbound, SendResult
 from hub import events, links
 from hub.ingest import IngestResult
 from hub.links import LinkError
-from hub.presence import make_presence
 from hub.security import BadToken
 from hub.serialize import customer_item_json, iso
 from hub.services import Services
@@ -55,11 +54,7 @@ class WebChat:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.namespace = WebChatNamespace(self)
-        settings = services.settings
-        self.presence = make_presence(settings.redis_url, settings.redis_channel)
-
-    async def stop(self) -> None:
-        await self.presence.close()
+        self.presence = services.presence
 
     def new_visitor_token(self) -> tuple[str, str]:
         visitor_id = secrets.token_urlsafe(16)

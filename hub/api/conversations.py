@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from hub import links
 from hub.api.deps import ServicesDep
 from hub.models import Agent, Channel
+from hub.presence import anyone_present
 from hub.serialize import iso, item_json
 from hub.tickets import InboxFilter, TicketError
 
@@ -55,7 +56,10 @@ class ConversationController(Controller):
     @get("/{conversation_id:int}")
     async def get_conversation(self, conversation_id: FromPath[int],
                                services: ServicesDep) -> dict[str, Any]:
-        return await services.tickets.detail(conversation_id)
+        detail = await services.tickets.detail(conversation_id)
+        customer = detail["customer"]
+        customer["online"] = await anyone_present(services.presence, customer["identities"])
+        return detail
 
     @post("/{conversation_id:int}/messages", status_code=201)
     async def reply(self, conversation_id: FromPath[int], data: JSONBody[ReplyBody],

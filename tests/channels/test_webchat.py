@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -213,3 +214,25 @@ async def test_upload_needs_a_valid_visitor_token(hub: RunningHub) -> None:
                                    files={"file": ("a.png", PNG, "image/png")})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_visitor_token"
+
+
+async def test_the_ticket_says_whether_the_visitor_has_the_chat_open(
+        hub: RunningHub, clients: list[Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    presence = hub.services.presence
+    left = asyncio.Event()
+    leave = presence.leave
+
+    async def leave_and_tell(visitor: str, sid: str) -> None:
+        await leave(visitor, sid)
+        left.set()
+
+    monkeypatch.setattr(presence, "leave", leave_and_tell)
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    asked = await chat.call("message", {"text": "見ていますか"})
+    token = await hub.login()
+    path = f"/api/conversations/{asked['conversation_id']}"
+    assert (await hub.api("GET", path, token)).json()["customer"]["online"] is True
+    await chat.sio.disconnect()
+    await asyncio.wait_for(left.wait(), 5)  # the server learns of it a moment later
+    assert (await hub.api("GET", path, token)).json()["customer"]["online"] is False

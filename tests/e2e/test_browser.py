@@ -122,6 +122,7 @@ def test_chat_reaches_inbox_live_and_reply_reaches_customer(
     expect(agent.locator("#timeline .msg.in", has_text=question)).to_be_visible()
     expect(row.locator(".unread")).to_have_count(0)
     expect(agent.locator("#reply-channel")).to_have_value("web")
+    expect(agent.locator("#cust-presence")).to_have_attribute("data-online", "true")
     answer = "Yes — 12 packs are on the shelf today."
     agent.fill("#reply-text", answer)
     agent.press("#reply-text", "Enter")
