@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from hub import db
-from hub.process import tune_for_serving
+from hub.process import SERVER_OPTIONS, tune_for_serving
 from hub.settings import Settings, load_settings
 
 
@@ -30,7 +30,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     print(f"omohub listening on http://{host}:{port}  (public URL {settings.public_url})",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
-                proxy_headers=True, timeout_graceful_shutdown=10)
+                proxy_headers=True, timeout_graceful_shutdown=10, **SERVER_OPTIONS)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -7,6 +7,13 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import Any
+
+# How uvicorn serves the hub (``omohub serve``/``demo`` and every benchmark server alike).
+# No per-message deflate on WebSockets: chat frames are a few hundred bytes, and deflating
+# every one costs more CPU than it saves on the wire (Socket.IO's own server turned it off
+# by default in v3 for the same reason).
+SERVER_OPTIONS: dict[str, Any] = {"ws_per_message_deflate": False}
 
 # Young collections every 700 net allocations (CPython's default) run thousands of times a
 # second under chat traffic, although nearly every object dies by reference counting first.

@@ -209,8 +209,10 @@ def serve(mode: str, port: int, workdir: str) -> None:
         from hub.process import tune_for_serving
 
         tune_for_serving()  # what `omohub serve` does, for every mode alike
+    from hub.process import SERVER_OPTIONS
+
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                access_log=False)
+                access_log=False, **SERVER_OPTIONS)
 
 
 @dataclass

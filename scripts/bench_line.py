@@ -87,8 +87,10 @@ def serve(mode: str, port: int, workdir: str) -> None:
     from hub.process import tune_for_serving
 
     tune_for_serving()  # what `omohub serve` does, for both servers alike
+    from hub.process import SERVER_OPTIONS
+
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
-                lifespan="on")
+                lifespan="on", **SERVER_OPTIONS)
 
 
 # --- load ----------------------------------------------------------------------------

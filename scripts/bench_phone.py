@@ -102,7 +102,10 @@ def serve(mode: str, port: int, directory: str) -> None:
     sys.path.insert(0, str(ROOT))
     database_url = f"sqlite+aiosqlite:///{directory}/{mode}.db"
     app = bare_app(database_url) if mode == "bare" else hub_app(database_url, directory)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    from hub.process import SERVER_OPTIONS
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                **SERVER_OPTIONS)
 
 
 # --------------------------------------------------------------------------- client
