@@ -32,7 +32,7 @@ from hub.serialize import iso
 COLUMNS = ("item_id", "created_at", "local_time", "conversation_id", "customer_id",
            "customer_name", "channel", "kind", "text", "product_sku", "store_id", "status",
            "tags", "locale")
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
+MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson",  # Litestar adds charset
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 FORMATS = tuple(MEDIA_TYPES)
 CHUNK = 1000

@@ -50,7 +50,10 @@ async def _get(hub: RunningHub, query: str, who: str = "lead") -> bytes:
 
 async def test_csv_has_a_bom_every_customer_message_and_nothing_else(hub: RunningHub) -> None:
     await _history(hub)
-    body = await _get(hub, "format=csv")
+    lead = await hub.login("lead@example.com", "lead-password")
+    response = await hub.api("GET", "/api/export/voc?format=csv", lead)
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    body = response.content
     assert body.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [r["text"] for r in rows] == [
