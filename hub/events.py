@@ -14,6 +14,7 @@ MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
 TYPING = "typing"
+CUSTOMER_PRESENCE = "customer.presence"  # {"customer_id", "online"}: a chat opened or closed
 
 
 @dataclass(frozen=True)

@@ -844,7 +844,7 @@
     });
   }
 
-  /** Whether the web visitor had a chat open when the ticket was loaded. */
+  /** Whether the web visitor has a chat open (loaded with the ticket, then kept live). */
   function renderPresence(profile) {
     var line = $("cust-presence");
     var customer = state.open && state.open.customer;
@@ -863,6 +863,7 @@
     avatar.dataset.hue = String(hue(profile.id));
     applyAvatarHues(panel);
     $("cust-name").textContent = profile.display_name;
+    state.profile = profile;
     renderPresence(profile);
     renderContext();
     var ids = $("cust-identities");
@@ -1169,6 +1170,12 @@
     socket.on("message.updated", function (item) {
       if (!item || item.conversation_id !== state.openId || !state.itemIds.has(item.id)) return;
       replaceItem(item);
+    });
+    socket.on("customer.presence", function (data) {
+      var customer = state.open && state.open.customer;
+      if (!data || !customer || customer.id !== data.customer_id) return;
+      customer.online = Boolean(data.online);
+      if (state.profile) renderPresence(state.profile);
     });
     socket.on("typing", function (data) {
       if (!data || data.conversation_id !== state.openId || data.sender_type !== "customer") return;

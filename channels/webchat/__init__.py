@@ -14,11 +14,13 @@ import secrets
 from typing import Any
 
 import socketio
+from sqlalchemy import select
 
 from channels.base import Capabilities, Inbound, Outbound, SendResult
 from hub import events, links
 from hub.ingest import IngestResult
 from hub.links import LinkError
+from hub.models import Identity
 from hub.security import BadToken
 from hub.serialize import customer_item_json, iso
 from hub.services import Services
@@ -104,6 +106,26 @@ class WebChat:
         return SendResult(ok=True,
                           recipient_away=not await self.presence.present(outbound.recipient))
 
+    async def arrive(self, visitor_id: str, sid: str) -> None:
+        """A tab opened; the agents hear of it when it is the visitor's first."""
+        was_present = await self.presence.present(visitor_id)
+        await self.presence.arrive(visitor_id, sid)
+        if not was_present:
+            await self._tell_agents(visitor_id, online=True)
+
+    async def leave(self, visitor_id: str, sid: str) -> None:
+        await self.presence.leave(visitor_id, sid)
+        if not await self.presence.present(visitor_id):
+            await self._tell_agents(visitor_id, online=False)
+
+    async def _tell_agents(self, visitor_id: str, online: bool) -> None:
+        async with self.services.sessions() as session:
+            customer_id = (await session.execute(select(Identity.customer_id).where(
+                Identity.kind == "web", Identity.value == visitor_id))).scalar_one_or_none()
+        if customer_id is not None:  # a visitor who never wrote is nobody's customer yet
+            await self.services.bus.publish(events.Event(
+                events.CUSTOMER_PRESENCE, {"customer_id": customer_id, "online": online}))
+
     async def on_event(self, event: events.Event) -> None:
         """Agents typing reach the customer's open chat windows."""
         if event.name != events.TYPING or event.payload.get("sender_type") != "agent":
@@ -150,7 +172,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
             "product": clean_context(auth.get("product")),
             "store": clean_context(auth.get("store"))})
         await self.enter_room(sid, visitor_room(visitor_id))
-        await self.channel.presence.arrive(visitor_id, sid)
+        await self.channel.arrive(visitor_id, sid)
         asyncio.get_running_loop().create_task(self._greet(sid, visitor_id, token))
 
     async def _greet(self, sid: str, visitor_id: str, token: str) -> None:
@@ -239,4 +261,4 @@ class WebChatNamespace(socketio.AsyncNamespace):
     async def on_disconnect(self, sid: str, *_: Any) -> None:
         session = await self.get_session(sid)
         if session:  # a refused connection never had one
-            await self.channel.presence.leave(session["visitor_id"], sid)
+            await self.channel.leave(session["visitor_id"], sid)

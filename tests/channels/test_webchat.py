@@ -236,3 +236,23 @@ async def test_the_ticket_says_whether_the_visitor_has_the_chat_open(
     await chat.sio.disconnect()
     await asyncio.wait_for(left.wait(), 5)  # the server learns of it a moment later
     assert (await hub.api("GET", path, token)).json()["customer"]["online"] is False
+
+
+async def test_agents_hear_when_the_visitors_last_tab_closes_and_a_new_one_opens(
+        hub: RunningHub, clients: list[Client]) -> None:
+    inbox = await agent(hub, clients)
+    first = await customer(hub, clients)
+    token = (await first.next("session"))["visitor_token"]
+    asked = await first.call("message", {"text": "二つのタブで見ています"})
+    second = await customer(hub, clients, visitor_token=token)
+    await second.next("session")
+    await first.sio.disconnect()  # one tab is still open: nothing to tell
+    await second.sio.disconnect()
+    ticket = (await hub.api("GET", f"/api/conversations/{asked['conversation_id']}",
+                            await hub.login())).json()
+    gone = await inbox.next("customer.presence")
+    assert gone == {"customer_id": ticket["customer"]["id"], "online": False}
+    back = await customer(hub, clients, visitor_token=token)
+    await back.next("session")
+    assert (await inbox.next("customer.presence"))["online"] is True
+    assert inbox.queue("customer.presence").empty()

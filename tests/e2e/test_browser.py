@@ -165,6 +165,8 @@ def test_chat_reaches_inbox_live_and_reply_reaches_customer(
     agent.screenshot(path=str(shot))
     assert shot.stat().st_size < 300_000
     customer.context.close()
+    # the agent sees, live, that the customer has closed the chat
+    expect(agent.locator("#cust-presence")).to_have_attribute("data-online", "false")
 
 
 def test_customer_markup_is_shown_as_text_and_runs_nothing(
