@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.demo_hub import chromium, require_chromium, running_demo, signed_in
+from tests.e2e.demo_hub import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium,
+    require_chromium,
+    running_demo,
+    signed_in,
+)
 
 require_chromium()
 
@@ -87,3 +94,23 @@ def test_agent_and_customer_connect_and_hang_up(browser: Browser, hub_url: str,
     again = customer.goto(customer_url)  # the link was single-use
     assert again is not None and again.status == 403
     customer.context.close()
+
+
+def test_pages_connect_without_a_camera_or_microphone(browser: Browser, hub_url: str,
+                                                       inbox: Page) -> None:
+    """A browser with no devices (or none granted) still joins and sees the other side."""
+    conversation_id = urlsplit(inbox.url).fragment.removeprefix("c")
+    csrf = inbox.evaluate("document.querySelector('meta[name=csrf-token]').content")
+    started = inbox.request.post(f"{hub_url}/api/conversations/{conversation_id}/video",
+                                 headers={"X-CSRF-Token": csrf}).json()
+    # the same Chromium without the fake devices: getUserMedia fails
+    plain = browser.browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
+        pages = [plain.new_context(locale="en-US").new_page() for _ in range(2)]
+        for page, role in zip(pages, ("agent", "customer"), strict=True):
+            page.goto(_on_hub(started[f"{role}_url"], hub_url))
+        for page in pages:
+            page.wait_for_function(CONNECTED, timeout=30_000)
+            expect(page.locator("#notice")).to_contain_text("No camera or microphone")
+    finally:
+        plain.close()
