@@ -204,8 +204,10 @@ def test_forged_visitor_token_starts_fresh(browser: Browser, hub_url: str) -> No
     page = context.new_page()
     page.goto(f"{hub_url}/chat?lang=en")
     expect(page.locator("#status")).to_have_attribute("data-state", "online")
-    page.wait_for_function("(t => t && t !== 'forged.token.value')"
-                           "(localStorage.getItem('omohub.visitor_token'))")
+    # a function, not an expression: Playwright polls an expression with eval, which the
+    # page's CSP refuses whenever the answer is not already true at the first look
+    page.wait_for_function("() => { const t = localStorage.getItem('omohub.visitor_token');"
+                           " return Boolean(t) && t !== 'forged.token.value'; }")
     _send(page, "hello after a forged token")
     context.close()
 

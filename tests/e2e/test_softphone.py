@@ -273,7 +273,8 @@ def test_softphone_rings_answers_mutes_hangs_up_and_calls_from_the_ticket(
     [answer] = [m for m in signalling.sent if m["type"] == "answer"]
     page.evaluate("sdp => window.__caller.setRemoteDescription({type: 'answer', sdp})",
                   answer["payload"]["sdp"])
-    page.wait_for_function("window.__caller.connectionState === 'connected'")  # media flows
+    page.wait_for_function(  # a function: an expression would be polled with eval (CSP)
+        "() => window.__caller.connectionState === 'connected'")  # media flows
 
     page.click("#sp-mute")
     expect(page.locator("#sp-mute")).to_have_attribute("aria-pressed", "true")
