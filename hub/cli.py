@@ -158,11 +158,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
 
 
-def _day(text: str) -> date:
+def _day(text: str) -> date | None:
+    from hub.export import ExportError, parse_day
+
     try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+        return parse_day(text)
+    except ExportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,6 +71,14 @@ class VocQuery:
                    timezone=timezone, **options)
 
 
+def parse_day(text: str) -> date | None:
+    """A ``YYYY-MM-DD`` day; blank means no bound (what an HTML form sends)."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise ExportError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
 def check_format(name: str) -> str:
     if name not in MEDIA_TYPES:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}")

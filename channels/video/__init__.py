@@ -27,6 +27,7 @@ from hub.models import ItemKind, TimelineItem, utcnow
 from hub.security import BadToken
 from hub.serialize import iso
 from hub.services import Services
+from hub.tickets import TicketError
 
 NAME = "video"
 NAMESPACE = "/video"
@@ -37,13 +38,11 @@ LINK_TTL = timedelta(minutes=30)
 PEER_TTL = timedelta(hours=1)  # the page's socket may reconnect this long after loading
 
 
-class VideoRefused(Exception):
-    """A link or credential that does not (or no longer) open a session."""
+class VideoRefused(TicketError):
+    """A link or credential that does not (or no longer) open a session (403 unless said)."""
 
     def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+        super().__init__(code, message, status)
 
 
 @dataclass(frozen=True)

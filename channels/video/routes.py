@@ -14,7 +14,6 @@ from litestar.response import Template
 
 from channels.video import VideoChannel, VideoRefused
 from hub.api.deps import ServicesDep
-from hub.api.errors import error_response
 from hub.auth import AgentAuthMiddleware
 from hub.models import Agent
 from hub.pages import pick_locale, secure_headers
@@ -69,10 +68,7 @@ class JoinBody(msgspec.Struct):
       summary="Spend a video link (single use) for the page's socket credential")
 async def join_video(session_id: FromPath[int], data: JSONBody[JoinBody],
                      services: ServicesDep) -> Response[dict[str, Any]]:
-    try:
-        peer, credential = await _video(services).join(session_id, data.t)
-    except VideoRefused as exc:
-        return error_response(exc.status, exc.code, str(exc))
+    peer, credential = await _video(services).join(session_id, data.t)  # refusals: 4xx JSON
     return Response({"role": peer.role, "credential": credential}, headers=PRIVATE)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +39,9 @@ async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
         raise TicketError("bad_channel", f"unknown channel {channel!r}", 400)
     try:
         fmt = export.check_format(format_ or "csv")
-        query = export.VocQuery.for_days(_day(from_), _day(to), services.settings.timezone,
-                                         channel=channel or None, mask_pii=mask_pii)
+        query = export.VocQuery.for_days(
+            export.parse_day(from_), export.parse_day(to), services.settings.timezone,
+            channel=channel or None, mask_pii=mask_pii)
     except export.ExportError as exc:
         raise TicketError("bad_export", str(exc), 400) from exc
     await _audit(services, request.user, fmt, query)
@@ -51,13 +51,6 @@ async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
     return Stream(body, media_type=export.MEDIA_TYPES[fmt],
                   headers={"Content-Disposition": f'attachment; filename="{name}"',
                            "Cache-Control": "no-store"})
-
-
-def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError as exc:
-        raise export.ExportError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 async def _audit(services: Services, agent: Agent, fmt: str, query: export.VocQuery) -> None:
