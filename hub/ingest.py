@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, tuple_, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -39,6 +38,7 @@ from hub.models import (
 )
 from hub.rows import ROW_OF, CustomerRow, IdentityRow, ItemRow, Row, TicketRow
 from hub.serialize import conversation_summary, item_json
+from hub.sqlite_io import SqliteStatements
 from hub.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,7 @@ def _sender_columns() -> tuple[tuple[str, ...], ...]:
                  for model in (Identity, Customer, Conversation))
 
 
-@functools.cache
-def _new_items_query() -> Any:
-    """SQLite: the items INSERT that skips (channel, external_id) already stored."""
-    items = TimelineItem.__table__  # type: ignore[attr-defined]
-    return (sqlite_insert(items).on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(items.c.id))
+ITEM_KEY = ("channel", "external_id")  # a redelivery is the same item on the same channel
 
 
 class _StoredBefore(Exception):
@@ -136,10 +131,8 @@ def _conversation_query() -> Any:
 
 
 @functools.cache
-def _insert_query(model: type[Any], sqlite: bool) -> Any:
+def _insert_query(model: type[Any]) -> Any:
     table = model.__table__  # type: ignore[attr-defined]
-    if sqlite:
-        return insert(table).returning(table.c.id)
     return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
@@ -169,10 +162,11 @@ class _Batch:
     """One transaction's worth of inbound items: a handful of statements per batch, never
     one per message.
 
-    Rows are read and written with SQLAlchemy Core (one SELECT per table, one multi-row
-    INSERT … RETURNING per table, one executemany UPDATE per table and set of changed
-    columns) into plain row snapshots (hub.rows). Like the ORM's unit of work, an UPDATE
-    writes only the columns whose value changed."""
+    Rows are read with one SELECT and written with one multi-row INSERT … RETURNING per
+    table and one executemany UPDATE per table and set of changed columns (on SQLite through
+    the driver itself, hub.sqlite_io; elsewhere through SQLAlchemy Core), into plain row
+    snapshots (hub.rows). Like the ORM's unit of work, an UPDATE writes only the columns
+    whose value changed."""
 
     def __init__(self, session: Session, now: datetime, reopen_window: timedelta,
                  look_for_stored: bool = True) -> None:
@@ -191,6 +185,7 @@ class _Batch:
         # returns fewer ids), which saves a SELECT per batch; the rare batch that holds one
         # is rolled back and redone with the SELECT. Elsewhere, always look first.
         self.look_for_stored = look_for_stored or not self.sqlite
+        self.sqlite_statements = SqliteStatements(session) if self.sqlite else None
 
     def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
         if self.look_for_stored:
@@ -217,11 +212,12 @@ class _Batch:
         if not rows:
             return []
         table = model.__table__  # type: ignore[attr-defined]
-        skip_stored = model is TimelineItem and not self.look_for_stored
-        statement = _new_items_query() if skip_stored else _insert_query(model, self.sqlite)
-        result = self.session.execute(statement, rows)
-        if self.sqlite:
-            ids = sorted(row[0] for row in result.all())
+        if self.sqlite_statements is None:
+            ids = [row[0] for row in self.session.execute(_insert_query(model), rows).all()]
+        else:
+            skip_stored = model is TimelineItem and not self.look_for_stored
+            ids = sorted(self.sqlite_statements.insert(
+                table, rows, skip_conflicts_on=ITEM_KEY if skip_stored else ()))
             if skip_stored and len(ids) != len(rows):
                 raise _StoredBefore
             # SQLite numbers new rows in the order it inserts them, and nothing else can
@@ -230,8 +226,6 @@ class _Batch:
             # send one INSERT per row to SQLite).
             if len(ids) != len(rows) or ids[-1] - ids[0] != len(ids) - 1:
                 raise RuntimeError(f"new {table.name} ids are not one ascending run")
-        else:
-            ids = [row[0] for row in result.all()]
         row_class = ROW_OF[model]
         return [row_class({**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
 
@@ -243,12 +237,16 @@ class _Batch:
         self.changes.setdefault((row.model, row.id), {})[name] = value
 
     def _write_changes(self) -> None:
-        groups: dict[tuple[type[Any], tuple[str, ...]], list[dict[str, Any]]] = {}
+        groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
         for (model, id_), values in self.changes.items():
-            groups.setdefault((model, tuple(sorted(values))), []).append(
-                {"_id": id_, **{f"_{k}": v for k, v in values.items()}})
-        for (model, names), params in groups.items():
-            self.session.execute(_update_query(model, names), params)
+            groups.setdefault((model, tuple(sorted(values))), []).append((id_, values))
+        for (model, names), changes in groups.items():
+            if self.sqlite_statements is not None:
+                self.sqlite_statements.update(model.__table__, names, changes)
+            else:
+                self.session.execute(_update_query(model, names), [
+                    {"_id": id_, **{f"_{k}": v for k, v in values.items()}}
+                    for id_, values in changes])
 
     # --- the passes --------------------------------------------------------------------
 
@@ -264,9 +262,12 @@ class _Batch:
         names = _sender_columns()
         cut1, cut2 = len(names[0]), len(names[0]) + len(names[1])
         tickets: dict[int, TicketRow] = {}
-        rows = self.session.execute(
-            _senders_query(), {"keys": list(keys), "reopen_cutoff": self.reopen_cutoff})
-        for row in rows.all():
+        params = {"keys": list(keys), "reopen_cutoff": self.reopen_cutoff}
+        if self.sqlite_statements is not None:
+            rows = self.sqlite_statements.select(_senders_query(), **params)
+        else:
+            rows = self.session.execute(_senders_query(), params).all()
+        for row in rows:
             identity_row = dict(zip(names[0], row[:cut1], strict=True))
             customer_row = dict(zip(names[1], row[cut1:cut2], strict=True))
             ticket_row = dict(zip(names[2], row[cut2:], strict=True))
@@ -475,7 +476,7 @@ class Ingestor:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="ingest-worker")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put((inbound, future))
+        self._queue.put_nowait((inbound, future))  # unbounded: never waits
         return await future
 
     async def stop(self) -> None:

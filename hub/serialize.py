@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ Ticket = Conversation | TicketRow
 Person = Customer | CustomerRow
 
 
+@functools.lru_cache(maxsize=4096)  # several per event, and a batch's items share their time
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with microseconds and a Z, so times sort as strings."""
     if moment is None:
