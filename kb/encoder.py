@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import mmap
 import queue
 import struct
 import threading
@@ -47,7 +48,7 @@ def bundled_model_path() -> Path | None:
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | mmap.mmap) -> None:
         self.data = data
         self.offset = 0
 
@@ -216,7 +217,8 @@ class E5Model:
     """Sentence embeddings (mean-pooled, L2-normalised) for ``query: ``/``passage: `` texts."""
 
     def __init__(self, path: str | Path) -> None:
-        reader = _Reader(Path(path).read_bytes())
+        with open(path, "rb") as file:  # mapped: only the word rows in use are ever read
+            reader = _Reader(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
         if reader.take(4) != MAGIC:
             raise ValueError(f"{path}: not an e5 model file")
         reader.unpack("<I")  # version
