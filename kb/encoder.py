@@ -225,6 +225,8 @@ class E5Model:
         (self.hidden, self.layers_count, self.heads, self.ffn, self.vocab, self.max_positions,
          _type_vocab) = reader.unpack("<7i")
         self.eps, _block = reader.unpack("<fi")
+        if self.heads % 2 or self.ffn % 2:
+            raise ValueError(f"{path}: layers cannot be split in two halves")
         self.tokenizer, self.bos, self.eos = self._read_tokenizer(reader)
         tensors = self._read_directory(reader)
         self._word = tensors["emb.word"].reshape(self.vocab, self.hidden // BLOCK)
@@ -291,7 +293,7 @@ class E5Model:
         up, up_bias, down = matrix("fi.w", f), vector("fi.b"), matrix("fo.w", h)
 
         def shard(half: int) -> _Shard:
-            heads = slice(half * h // 2, (half + 1) * h // 2)  # whole heads: h/2 = 6 × 32
+            heads = slice(half * h // 2, (half + 1) * h // 2)  # whole heads (an even count)
             units = slice(half * f // 2, (half + 1) * f // 2)
             return _Shard(
                 qkv=np.ascontiguousarray(np.hstack([q[:, heads], k[:, heads], v[:, heads]])),
