@@ -126,7 +126,6 @@ async def _kb_export(settings: Settings, directory: Path) -> int:
 
 async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
     from hub import export
-    from hub.identity import audit
 
     query = export.VocQuery.for_days(args.from_, args.to, settings.timezone,
                                      channel=args.channel, mask_pii=args.mask_pii)
@@ -134,10 +133,7 @@ async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
     sessions = db.session_factory(engine)
     try:
         async with sessions() as session, session.begin():
-            audit(session, "export.voc", "export", None, actor_type="cli", format=args.format,
-                  out=str(args.out), channel=args.channel, mask_pii=args.mask_pii,
-                  start=query.start.isoformat() if query.start else None,
-                  end=query.end.isoformat() if query.end else None)
+            export.audit_export(session, query, args.format, None, "cli", out=str(args.out))
         rows = await export.write_file(sessions, query, args.format, args.out,
                                        _progress("exporting"))
     finally:

@@ -25,6 +25,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.identity import audit
 from hub.models import Conversation, Customer, ItemKind, SenderType, TimelineItem
 from hub.pii import mask_name, mask_text
 from hub.serialize import iso
@@ -69,6 +70,15 @@ class VocQuery:
         return cls(start=midnight(first) if first else None,
                    end=midnight(last + timedelta(days=1)) if last else None,
                    timezone=timezone, **options)
+
+
+def audit_export(session: AsyncSession, query: VocQuery, fmt: str, actor_id: int | None,
+                 actor_type: str = "agent", **details: Any) -> None:
+    """The audit log's record of one export: who, which format, which days and options."""
+    audit(session, "export.voc", "export", None, actor_id, actor_type, format=fmt,
+          start=query.start.isoformat() if query.start else None,
+          end=query.end.isoformat() if query.end else None,
+          channel=query.channel, mask_pii=query.mask_pii, **details)
 
 
 def parse_day(text: str) -> date | None:

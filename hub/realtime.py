@@ -27,6 +27,11 @@ def create_server(redis_url: str | None, channel: str = "omohub") -> socketio.As
     return server
 
 
+def ack_error(code: str, message: str) -> dict[str, Any]:
+    """What every Socket.IO namespace's ack says when it refuses a call."""
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -73,8 +78,7 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def on_typing(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), int):
-            return {"ok": False, "error": {"code": "bad_payload",
-                                           "message": "conversation_id is required"}}
+            return ack_error("bad_payload", "conversation_id is required")
         session = await self.get_session(sid)
         await self._bus.publish(events.Event(
             events.TYPING, {"conversation_id": data["conversation_id"],

@@ -205,12 +205,10 @@ def serve(mode: str, port: int, workdir: str) -> None:
         app = create_app(settings)
     else:
         app = build_bare_app(mode, database_url)
+    from hub.process import SERVER_OPTIONS, tune_for_serving
+
     if os.environ.get("BENCH_TUNE", "1") == "1":
-        from hub.process import tune_for_serving
-
         tune_for_serving()  # what `omohub serve` does, for every mode alike
-    from hub.process import SERVER_OPTIONS
-
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                 access_log=False, **SERVER_OPTIONS)
 

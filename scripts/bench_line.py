@@ -84,11 +84,9 @@ def serve(mode: str, port: int, workdir: str) -> None:
 
     logging.basicConfig(level=logging.ERROR)
     app = bare_app() if mode == "bare" else hub_app(workdir)
-    from hub.process import tune_for_serving
+    from hub.process import SERVER_OPTIONS, tune_for_serving
 
     tune_for_serving()  # what `omohub serve` does, for both servers alike
-    from hub.process import SERVER_OPTIONS
-
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
                 lifespan="on", **SERVER_OPTIONS)
 

@@ -24,6 +24,7 @@ import socketio
 
 from hub import calls
 from hub.models import ItemKind, TimelineItem, utcnow
+from hub.realtime import ack_error
 from hub.security import BadToken
 from hub.serialize import iso
 from hub.services import Services
@@ -226,10 +227,6 @@ def clean_signal(data: Any) -> dict[str, Any] | None:
     return None
 
 
-def _problem(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
-
-
 class VideoNamespace(socketio.AsyncNamespace):
     """``/video``: a page's socket joins the room of the one session its credential names
     and everything it sends goes to that room only.
@@ -268,7 +265,7 @@ class VideoNamespace(socketio.AsyncNamespace):
     async def on_signal(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         signal = clean_signal(data)
         if signal is None:
-            return _problem("bad_payload", "a signal is {description} or {candidate}")
+            return ack_error("bad_payload", "a signal is {description} or {candidate}")
         peer = await self._peer(sid)
         await self.emit("signal", signal, room=session_room(peer.session_id), skip_sid=sid)
         return {"ok": True}

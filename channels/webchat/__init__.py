@@ -21,6 +21,7 @@ from hub import events, links
 from hub.ingest import IngestResult
 from hub.links import LinkError
 from hub.models import Identity
+from hub.realtime import ack_error
 from hub.security import BadToken
 from hub.serialize import customer_item_json, iso
 from hub.services import Services
@@ -39,10 +40,6 @@ def visitor_room(visitor_id: str) -> str:
 
 def clean_context(value: Any) -> str | None:
     return value if isinstance(value, str) and _CONTEXT_VALUE.match(value) else None
-
-
-def problem(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
 
 
 class WebChat:
@@ -207,13 +204,13 @@ class WebChatNamespace(socketio.AsyncNamespace):
 
     def _check_message(self, data: Any) -> dict[str, Any] | None:
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            return problem("bad_payload", 'expected {"text": string}')
+            return ack_error("bad_payload", 'expected {"text": string}')
         text = data["text"].strip()
         if not text:
-            return problem("empty_text", "text must not be empty")
+            return ack_error("empty_text", "text must not be empty")
         limit = self.channel.services.settings.max_text_chars
         if len(text) > limit:
-            return problem("too_long", f"text is longer than {limit} characters")
+            return ack_error("too_long", f"text is longer than {limit} characters")
         return None
 
     async def _show_in_other_tabs(self, sid: str, visitor_id: str, result: IngestResult) -> None:
@@ -235,14 +232,14 @@ class WebChatNamespace(socketio.AsyncNamespace):
         """The customer's "continue on LINE / by phone" button: a code, a deep link, a QR."""
         target = data.get("target") if isinstance(data, dict) else None
         if target not in {"line", "phone"}:
-            return problem("bad_target", 'expected {"target": "line" | "phone"}')
+            return ack_error("bad_target", 'expected {"target": "line" | "phone"}')
         session = await self.get_session(sid)
         try:
             link = await self.channel.issue_link(session["visitor_id"], target)
         except LinkError as exc:
-            return problem(exc.code, str(exc))
+            return ack_error(exc.code, str(exc))
         if link is None:
-            return problem("no_conversation", "send a message first")
+            return ack_error("no_conversation", "send a message first")
         return {"ok": True, "code": link.code, "url": link.url, "qr_svg": link.qr_svg,
                 "expires_at": iso(link.expires_at), "target": target}
 

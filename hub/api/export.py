@@ -14,7 +14,6 @@ from litestar.response import Stream
 from hub import export
 from hub.api.deps import ServicesDep
 from hub.auth import SUPERVISORS, require_role
-from hub.identity import audit
 from hub.models import Agent, Channel, utcnow
 from hub.services import Services
 from hub.tickets import TicketError
@@ -55,10 +54,7 @@ async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
 
 async def _audit(services: Services, agent: Agent, fmt: str, query: export.VocQuery) -> None:
     async with services.sessions() as session, session.begin():
-        audit(session, "export.voc", "export", None, agent.id, format=fmt,
-              start=query.start.isoformat() if query.start else None,
-              end=query.end.isoformat() if query.end else None,
-              channel=query.channel, mask_pii=query.mask_pii)
+        export.audit_export(session, query, fmt, agent.id)
 
 
 async def _xlsx(services: Services, query: export.VocQuery) -> AsyncIterator[bytes]:
