@@ -22,7 +22,7 @@ from hub.auth import (
     issue_token,
 )
 from hub.models import Agent
-from hub.pages import pick_locale, secure_headers
+from hub.pages import pick_locale, remember_locale, secure_headers
 from hub.serialize import agent_json
 
 LOGIN_CSRF_COOKIE = "omohub_login_csrf"
@@ -37,15 +37,16 @@ async def _current_agent(request: Request[Any, Any, Any],
         return await agent_from_token(session, services.signer, token), token
 
 
-def _page(name: str, context: dict[str, Any]) -> Response[Any]:
-    return secure_headers(Template(template_name=name, context=context))  # type: ignore[arg-type]
+def _page(request: Request[Any, Any, Any], name: str, context: dict[str, Any]) -> Response[Any]:
+    page = Template(template_name=name, context=context)
+    return remember_locale(request, secure_headers(page))  # type: ignore[arg-type]
 
 
 @get("/login", include_in_schema=False)
 async def login_page(request: Request[Any, Any, Any],
                      error: FromQuery[str | None] = None) -> Response[Any]:
     csrf = secrets.token_urlsafe(24)
-    response = _page("login.html", {"locale": pick_locale(request), "csrf": csrf,
+    response = _page(request, "login.html", {"locale": pick_locale(request), "csrf": csrf,
                                     "failed": bool(error)})
     response.set_cookie(Cookie(key=LOGIN_CSRF_COOKIE, value=csrf, httponly=True,
                                samesite="strict", path="/login"))
@@ -88,10 +89,9 @@ async def _app_page(request: Request[Any, Any, Any], services: ServicesDep, temp
         return Redirect("/login", status_code=303)
     if supervisors_only and agent.role not in SUPERVISORS:
         return Redirect("/", status_code=303)
-    locale = request.query_params.get("lang") or agent.locale or pick_locale(request)
-    locale = locale if locale in {"ja", "en"} else pick_locale(request)
-    return _page(template, {
-        "locale": locale, "agent": agent_json(agent),
+    # The agent's profile language decides only where the browser has not (Zendesk-like).
+    return _page(request, template, {
+        "locale": pick_locale(request, default=agent.locale), "agent": agent_json(agent),
         "csrf": csrf_token(services.signer, token),
         "socket_token": issue_token(services.signer, agent, 12),
         "is_supervisor": agent.role in SUPERVISORS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
+from litestar.datastructures import Cookie
 
 CSP_APP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
            "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
@@ -24,14 +25,24 @@ CSP_VIDEO = CSP_APP.replace("object-src", "media-src 'self' blob: mediastream:; 
 PAGE_CSP = {"inbox.html": CSP_SOFTPHONE, "video.html": CSP_VIDEO}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 LOCALES = ("ja", "en")
+LOCALE_COOKIE = "omohub_lang"
+LOCALE_COOKIE_SECONDS = 365 * 24 * 3600
 
 
 def pick_locale(request: Request[Any, Any, Any], default: str = "ja") -> str:
-    """?lang= wins, then the browser's Accept-Language (by q-value), then the default."""
-    asked = request.query_params.get("lang")
-    if asked in LOCALES:
-        return asked
-    header = request.headers.get("accept-language", "")
+    """?lang= wins, then the language chosen before in this browser (``remember_locale``),
+    then the browser's Accept-Language (by q-value), then ``default``."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get(LOCALE_COOKIE)):
+        if chosen in LOCALES:
+            return chosen
+    for language in _accepted_languages(request.headers.get("accept-language", "")):
+        if language in LOCALES:
+            return language
+    return default if default in LOCALES else LOCALES[0]
+
+
+def _accepted_languages(header: str) -> list[str]:
+    """Two-letter languages of an Accept-Language header, most wanted first."""
     ranked: list[tuple[float, str]] = []
     for part in header.split(","):
         tag, _, params = part.strip().partition(";")
@@ -42,10 +53,16 @@ def pick_locale(request: Request[Any, Any, Any], default: str = "ja") -> str:
             except ValueError:
                 quality = 0.0
         ranked.append((quality, tag.strip().lower()[:2]))
-    for _, language in sorted(ranked, key=lambda pair: -pair[0]):
-        if language in LOCALES:
-            return language
-    return default
+    return [language for _, language in sorted(ranked, key=lambda pair: -pair[0])]
+
+
+def remember_locale(request: Request[Any, Any, Any], response: Response[Any]) -> Response[Any]:
+    """A page opened with ?lang= keeps that language on later pages in this browser."""
+    asked = request.query_params.get("lang")
+    if asked in LOCALES and request.cookies.get(LOCALE_COOKIE) != asked:
+        response.set_cookie(Cookie(key=LOCALE_COOKIE, value=asked, path="/", samesite="lax",
+                                   max_age=LOCALE_COOKIE_SECONDS))
+    return response
 
 
 def secure_headers(response: Response[Any], embeddable: bool = False) -> Response[Any]:

@@ -15,7 +15,7 @@ from channels.webchat import WebChat, clean_context
 from hub.api.deps import ServicesDep
 from hub.files import FileRejected
 from hub.models import Product, Store
-from hub.pages import pick_locale, secure_headers
+from hub.pages import pick_locale, remember_locale, secure_headers
 from hub.security import BadToken
 from hub.serialize import customer_item_json
 
@@ -40,7 +40,7 @@ async def chat_page(request: Request[Any, Any, Any], services: ServicesDep,
                "line_enabled": settings.line_enabled and bool(settings.line_basic_id),
                "phone_enabled": settings.twilio_enabled and bool(settings.twilio_phone_number)}
     response = Template(template_name="chat.html", context=context)
-    return secure_headers(response, embeddable=True)  # type: ignore[return-value]
+    return remember_locale(request, secure_headers(response, embeddable=True))  # type: ignore[return-value]
 
 
 @get("/widget.js", include_in_schema=False)
