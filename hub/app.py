@@ -97,7 +97,7 @@ def build_services(settings: Settings) -> Services:
         dispatcher=dispatcher,
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
         files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
-        knowledge=KnowledgeCache(sessions),
+        knowledge=KnowledgeCache(sessions, Path(settings.data_dir) / "kb-vectors.sqlite3"),
         presence=make_presence(settings.redis_url, settings.redis_channel),
         adapters=adapters)
     _wire_channels(services)

@@ -19,6 +19,7 @@ from hub.identity import audit
 from hub.models import Article, ArticleVersion, utcnow
 from kb.articles import Article as KbArticle
 from kb.articles import ArticleError, load_directory
+from kb.embedding import keep_vectors_in
 from kb.index import KnowledgeBase
 
 Progress = Callable[[int, int], None]
@@ -115,8 +116,10 @@ class KnowledgeCache:
     """The published articles, indexed once and rebuilt when they change — whoever changed
     them (the editor API, or `omohub kb import` from another process)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 vector_file: Path | None = None) -> None:
         self._sessions = sessions
+        self._vector_file = vector_file
         self._kb: KnowledgeBase | None = None
         self._fingerprint: tuple[object, ...] | None = None
         self._lock = asyncio.Lock()
@@ -127,9 +130,14 @@ class KnowledgeCache:
                 fingerprint = await _fingerprint(session)
                 if self._kb is None or fingerprint != self._fingerprint:
                     articles = await published_articles(session)
-                    self._kb = await asyncio.to_thread(KnowledgeBase.from_articles, articles)
+                    self._kb = await asyncio.to_thread(self._build, articles)
                     self._fingerprint = fingerprint
             return self._kb
+
+    def _build(self, articles: Sequence[KbArticle]) -> KnowledgeBase:
+        if self._vector_file is not None:
+            keep_vectors_in(self._vector_file)
+        return KnowledgeBase.from_articles(articles)
 
     def invalidate(self) -> None:
         self._kb = None

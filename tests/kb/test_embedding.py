@@ -55,3 +55,40 @@ def test_a_second_thread_is_used_only_while_another_core_is_idle(
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: cores)
     assert another_core_is_idle(str(path)) is idle
     assert another_core_is_idle(str(tmp_path / "missing")) is False
+
+
+@needs_model
+def test_a_restarted_embedder_takes_the_index_vectors_from_disk(
+    sample_articles, tmp_path, monkeypatch
+) -> None:
+    from kb.embedding import E5Embedder
+
+    before = E5Embedder(threads="1")
+    before.keep_vectors_in(tmp_path / "kb-vectors.sqlite3")
+    built = KnowledgeBase.from_articles(sample_articles, embedder=before)
+    after = E5Embedder(threads="1")  # a new process: nothing in memory
+    after.keep_vectors_in(tmp_path / "kb-vectors.sqlite3")
+    calls: list[int] = []
+    original = after._model.embed
+
+    def counting(texts, prefix, **options):
+        calls.append(len(texts))
+        return original(texts, prefix, **options)
+
+    monkeypatch.setattr(after._model, "embed", counting)
+    rebuilt = KnowledgeBase.from_articles(sample_articles, embedder=after)
+    assert calls == []  # every index text came from the store
+    assert np.array_equal(built._doc_vectors, rebuilt._doc_vectors)
+    changed = replace(sample_articles[0], questions=("an example nobody embedded before",))
+    KnowledgeBase.from_articles([changed, *sample_articles[1:]], embedder=after)
+    assert calls == [1]
+
+
+@needs_model
+def test_keep_vectors_in_attaches_the_store_to_the_default_embedder(tmp_path, monkeypatch) -> None:
+    from kb.embedding import keep_vectors_in
+
+    monkeypatch.setattr(MODEL, "_store", None)  # restored after the test
+    keep_vectors_in(tmp_path / "kb-vectors.sqlite3")
+    MODEL.passages(["返品の受付期間は30日です。", "Returns are accepted for 30 days."])
+    assert (tmp_path / "kb-vectors.sqlite3").stat().st_size > 0
