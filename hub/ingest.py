@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,9 +103,13 @@ def _senders_query() -> Any:
         ticket, and_(ticket.c.customer_id == customer.c.id, ticket.c.merged_into_id.is_(None),
                      (ticket.c.status != Status.RESOLVED)
                      | (ticket.c.resolved_at > bindparam("reopen_cutoff"))))
+    # The kind and value lists let SQLite search the (kind, value) index: on the pairs
+    # alone it scans every identity (3.40's plan for a row-value IN list).
     return (select(identity, customer, ticket).select_from(joins)
-            .where(tuple_(identity.c.kind, identity.c.value).in_(
-                bindparam("keys", expanding=True)))
+            .where(identity.c.kind.in_(bindparam("kinds", expanding=True)),
+                   identity.c.value.in_(bindparam("values", expanding=True)),
+                   tuple_(identity.c.kind, identity.c.value).in_(
+                       bindparam("keys", expanding=True)))
             .order_by(ticket.c.last_activity_at))
 
 
@@ -143,6 +146,63 @@ def _update_query(model: type[Any], names: tuple[str, ...]) -> Any:
         {name: bindparam(f"_{name}") for name in names})
 
 
+Snapshot = dict[str, Any]
+
+
+class SenderCache:
+    """What the senders SELECT would answer for recent senders, as this writer committed it.
+
+    Valid only while no other connection has written: SQLite's ``PRAGMA data_version``
+    moves when another connection (another process, or this process's async engine: agents'
+    actions, merges) commits, never for our own commits, and it is read inside the batch's
+    write transaction, where nobody else can commit. The snapshots are plain dicts, and
+    each batch builds rows of its own from them: a batch's rows are still being announced
+    while the next batch changes its own. Ingest never resolves or merges a ticket, so a
+    customer's cached tickets stay joinable, filtered again by each batch's reopen cutoff."""
+
+    LIMIT = 50_000  # senders; past it the cache starts again
+
+    def __init__(self) -> None:
+        self._stamp: tuple[Any, int, datetime] | None = None
+        self.identities: dict[tuple[str, str], Snapshot] = {}
+        self.customers: dict[int, Snapshot] = {}
+        self.tickets: dict[int, list[Snapshot]] = {}  # by customer: the joinable ones
+
+    def check(self, connection: Any, data_version: int, reopen_cutoff: datetime) -> None:
+        """Drop everything unless only this connection wrote since the last batch (and the
+        clock did not go back, which could make an older ticket joinable again)."""
+        stamp = self._stamp
+        if stamp is None or stamp[0] is not connection or stamp[1] != data_version \
+                or reopen_cutoff < stamp[2]:
+            self.clear()
+        self._stamp = (connection, data_version, reopen_cutoff)
+
+    def clear(self) -> None:
+        self.identities.clear()
+        self.customers.clear()
+        self.tickets.clear()
+
+    def get(self, key: tuple[str, str]) -> tuple[Snapshot, Snapshot, list[Snapshot]] | None:
+        identity = self.identities.get(key)
+        if identity is None:
+            return None
+        customer_id = identity["customer_id"]
+        customer, tickets = self.customers.get(customer_id), self.tickets.get(customer_id)
+        return None if customer is None or tickets is None else (identity, customer, tickets)
+
+    def remember(self, batch: _Batch) -> None:
+        """After the batch's commit: its senders as they are now."""
+        if len(self.identities) > self.LIMIT:
+            self.clear()
+        for key, identity in batch.identities.items():
+            self.identities[key] = dict(identity.__dict__)
+        for customer_id, customer in batch.customers.items():
+            self.customers[customer_id] = dict(customer.__dict__)
+            self.tickets[customer_id] = []
+        for ticket in [*batch.candidates.values(), *batch.opened]:
+            self.tickets.setdefault(ticket.customer_id, []).append(dict(ticket.__dict__))
+
+
 @dataclass
 class _Plan:
     """What one inbound turns into; filled in over the batch's passes."""
@@ -169,7 +229,7 @@ class _Batch:
     whose value changed."""
 
     def __init__(self, session: Session, now: datetime, reopen_window: timedelta,
-                 look_for_stored: bool = True) -> None:
+                 look_for_stored: bool = True, senders: SenderCache | None = None) -> None:
         self.session = session
         self.now = now
         self.reopen_cutoff = now - reopen_window
@@ -177,6 +237,7 @@ class _Batch:
         self.customers: dict[int, CustomerRow] = {}
         self.conversations: dict[int, TicketRow] = {}
         self.candidates: dict[int, TicketRow] = {}  # every ticket a message may join
+        self.opened: list[TicketRow] = []
         self.seen: dict[tuple[str, str], ItemRow] = {}
         self.changes: dict[tuple[type[Any], int], dict[str, Any]] = {}
         bind = session.bind
@@ -186,6 +247,10 @@ class _Batch:
         # is rolled back and redone with the SELECT. Elsewhere, always look first.
         self.look_for_stored = look_for_stored or not self.sqlite
         self.sqlite_statements = SqliteStatements(session) if self.sqlite else None
+        self.senders = senders if self.sqlite_statements is not None else None
+        if self.senders is not None and self.sqlite_statements is not None:
+            self.senders.check(self.sqlite_statements.dbapi_connection,
+                               self.sqlite_statements.data_version(), self.reopen_cutoff)
 
     def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
         if self.look_for_stored:
@@ -259,31 +324,68 @@ class _Batch:
 
     def _load_senders(self, keys: set[tuple[str, str]]) -> None:
         """Known identities, their customers and the tickets a message may join."""
+        identities: dict[tuple[str, str], Snapshot] = {}
+        customers: dict[int, Snapshot] = {}
+        tickets: dict[int, Snapshot] = {}
+        missing = self._cached_senders(keys, identities, customers, tickets)
+        if missing:
+            self._select_senders(missing, identities, customers, tickets)
+        for key, values in identities.items():
+            self.identities[key] = IdentityRow(values)
+        for customer_id, values in customers.items():
+            self.customers[customer_id] = CustomerRow(values)
+        ordered = sorted(tickets.values(), key=lambda ticket: ticket["last_activity_at"])
+        for values in ordered:  # oldest activity first
+            conversation = self.candidates[values["id"]] = TicketRow(values)
+            current = self.conversations.get(conversation.customer_id)
+            if current is None or current.status == Status.RESOLVED or (
+                    conversation.status != Status.RESOLVED):
+                self.conversations[conversation.customer_id] = conversation
+
+    def _cached_senders(self, keys: set[tuple[str, str]],
+                        identities: dict[tuple[str, str], Snapshot],
+                        customers: dict[int, Snapshot],
+                        tickets: dict[int, Snapshot]) -> set[tuple[str, str]]:
+        """Fill in what the cache knows; returns the keys it does not."""
+        if self.senders is None:
+            return keys
+        missing = set()
+        for key in keys:
+            cached = self.senders.get(key)
+            if cached is None:
+                missing.add(key)
+                continue
+            identity, customer, joinable = cached
+            identities[key] = identity
+            customers[customer["id"]] = customer
+            for ticket in joinable:
+                if ticket["status"] != Status.RESOLVED or (
+                        ticket["resolved_at"] is not None
+                        and ticket["resolved_at"] > self.reopen_cutoff):
+                    tickets[ticket["id"]] = ticket
+        return missing
+
+    def _select_senders(self, keys: set[tuple[str, str]],
+                        identities: dict[tuple[str, str], Snapshot],
+                        customers: dict[int, Snapshot],
+                        tickets: dict[int, Snapshot]) -> None:
         names = _sender_columns()
         cut1, cut2 = len(names[0]), len(names[0]) + len(names[1])
-        tickets: dict[int, TicketRow] = {}
-        params = {"keys": list(keys), "reopen_cutoff": self.reopen_cutoff}
+        params = {"keys": list(keys), "kinds": list({kind for kind, _ in keys}),
+                  "values": list({value for _, value in keys}),
+                  "reopen_cutoff": self.reopen_cutoff}
         if self.sqlite_statements is not None:
             rows = self.sqlite_statements.select(_senders_query(), **params)
         else:
             rows = self.session.execute(_senders_query(), params).all()
         for row in rows:
-            identity_row = dict(zip(names[0], row[:cut1], strict=True))
-            customer_row = dict(zip(names[1], row[cut1:cut2], strict=True))
-            ticket_row = dict(zip(names[2], row[cut2:], strict=True))
-            key = (identity_row["kind"], identity_row["value"])
-            if key not in self.identities:
-                self.identities[key] = IdentityRow(identity_row)
-            if customer_row["id"] not in self.customers:
-                self.customers[customer_row["id"]] = CustomerRow(customer_row)
-            if ticket_row["id"] is not None and ticket_row["id"] not in tickets:
-                tickets[ticket_row["id"]] = TicketRow(ticket_row)
-        self.candidates.update(tickets)
-        for conversation in tickets.values():  # oldest activity first
-            current = self.conversations.get(conversation.customer_id)
-            if current is None or current.status == Status.RESOLVED or (
-                    conversation.status != Status.RESOLVED):
-                self.conversations[conversation.customer_id] = conversation
+            identity = dict(zip(names[0], row[:cut1], strict=True))
+            customer = dict(zip(names[1], row[cut1:cut2], strict=True))
+            ticket = dict(zip(names[2], row[cut2:], strict=True))
+            identities.setdefault((identity["kind"], identity["value"]), identity)
+            customers.setdefault(customer["id"], customer)
+            if ticket["id"] is not None:
+                tickets.setdefault(ticket["id"], ticket)
 
     def _create_missing_customers(self, inbounds: list[Inbound]) -> None:
         customers: list[dict[str, Any]] = []
@@ -343,6 +445,7 @@ class _Batch:
         for plan, conversation in zip(openers, self._insert(Conversation, rows),
                                       strict=True):
             self.conversations[plan.customer.id] = conversation  # type: ignore[index]
+            self.opened.append(conversation)
 
     def _store_items(self, plans: list[_Plan]) -> None:
         """Ticket changes in message order, then every new timeline row in one INSERT."""
@@ -464,6 +567,7 @@ class Ingestor:
                  writer: SqliteWriter | None = None) -> None:
         self._sessions = sessions
         self._writer = writer
+        self._senders = SenderCache() if writer is not None else None
         self._bus = bus
         self._reopen_window = reopen_window
         self._queue: asyncio.Queue[tuple[Inbound, asyncio.Future[IngestResult]]] = (
@@ -532,24 +636,30 @@ class Ingestor:
                 future.set_result(result)
 
     async def _commit(self, inbounds: list[Inbound]) -> list[IngestResult]:
-        def first_try(session: Session) -> list[IngestResult]:
-            return _Batch(session, utcnow(), self._reopen_window,
-                          look_for_stored=False).run(inbounds)
-
-        def looking_first(session: Session) -> list[IngestResult]:
-            return _Batch(session, utcnow(), self._reopen_window).run(inbounds)
-
         try:
-            return await self._in_transaction(first_try)
+            return await self._commit_batch(inbounds, look_for_stored=False)
         except _StoredBefore:  # rolled back; redo it, finding the redeliveries first
-            return await self._in_transaction(looking_first)
+            return await self._commit_batch(inbounds, look_for_stored=True)
 
-    async def _in_transaction(self, work: Callable[[Session], list[IngestResult]],
-                              ) -> list[IngestResult]:
-        """One transaction around ``work``: on SQLite's own thread when there is one, else
-        through the async driver (asyncpg, aiosqlite in memory) with the same code."""
+    async def _commit_batch(self, inbounds: list[Inbound],
+                            look_for_stored: bool) -> list[IngestResult]:
+        """One transaction: on SQLite's own thread when there is one (its senders then
+        remembered after the commit), else through the async driver (asyncpg, aiosqlite in
+        memory) with the same code."""
+        batches: list[_Batch] = []
+
+        def work(session: Session) -> list[IngestResult]:
+            batch = _Batch(session, utcnow(), self._reopen_window, look_for_stored,
+                           self._senders)
+            batches.append(batch)
+            return batch.run(inbounds)
+
+        def remember() -> None:
+            if self._senders is not None:
+                self._senders.remember(batches[-1])
+
         if self._writer is not None:
-            return await self._writer.run(work)
+            return await self._writer.run(work, after_commit=remember)
         async with self._sessions() as session, session.begin():
             return await session.run_sync(work)
 

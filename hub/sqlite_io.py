@@ -90,7 +90,12 @@ class SqliteStatements:
     def __init__(self, session: Session) -> None:
         connection = session.connection()  # begins the transaction (BEGIN IMMEDIATE)
         self._dialect = connection.dialect
-        self._cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self.dbapi_connection = connection.connection.dbapi_connection
+        self._cursor = self.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (not for this one's own commits)."""
+        return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
 
     def select(self, statement: Select[Any], **params: Any) -> list[list[Any]]:
         """The rows of a Core SELECT (built once, e.g. under functools.cache), as lists of

@@ -49,6 +49,27 @@ async def test_later_messages_join_the_same_ticket(services: Services) -> None:
     assert await count(services, TimelineItem) == 2
 
 
+async def test_a_result_stays_as_committed_while_later_messages_change_the_ticket(
+        services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "one"))
+    second = await services.ingestor.ingest(web("visitor-1", "two"))
+    assert (first.conversation.unread_count, first.conversation.last_preview) == (1, "one")
+    assert (second.conversation.unread_count, second.conversation.last_preview) == (2, "two")
+
+
+async def test_what_others_wrote_since_the_last_message_is_seen(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "one"))
+    async with services.sessions() as session, session.begin():  # an agent, say
+        customer = await session.get(Customer, first.customer.id)
+        conversation = await session.get(Conversation, first.conversation.id)
+        assert customer is not None and conversation is not None
+        customer.display_name = "Hanako"
+        conversation.tags = ["vip"]
+    second = await services.ingestor.ingest(web("visitor-1", "two"))
+    assert second.customer.display_name == "Hanako"
+    assert second.conversation.tags == ["vip"] and second.conversation.unread_count == 2
+
+
 async def test_redelivery_is_stored_once(services: Services) -> None:
     inbound = web("visitor-1", "once", external_id="evt-1")
     first = await services.ingestor.ingest(inbound)
