@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,24 @@ async def test_bad_requests_store_nothing(hub: RunningHub) -> None:
         assert response.json()["error"]["code"] in {"invalid_signature", "bad_body"}
     assert await count(hub.services, TimelineItem) == 0
     assert await count(hub.services, Customer) == 0
+
+
+async def test_chunked_and_multi_part_bodies_are_read_whole(hub: RunningHub) -> None:
+    """A body without Content-Length (left to Litestar) and one that arrives in several
+    parts (read by the webhook's own reader) are both verified and stored."""
+    chunked = body(text(user_id(1), "chunked"))
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield chunked[:10]
+        yield chunked[10:]
+
+    response = await hub.http.post("/webhooks/line", content=parts(), headers=headers(chunked))
+    assert response.status_code == 200 and response.json()["events"] == 1
+    large = body(text(user_id(2), "長" * 200_000))  # 600 kB: several ASGI messages
+    response = await hub.http.post("/webhooks/line", content=large, headers=headers(large))
+    assert response.status_code == 200 and response.json()["events"] == 1
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert sorted(len(item.text) for item in await items(hub.services)) == [7, 200_000]
 
 
 _FIXTURE = (FIXTURES / "events" / "message-text-user.json").read_bytes()
