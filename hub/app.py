@@ -51,7 +51,7 @@ from hub.files import FileStore
 from hub.follow_up import EmailFollowUp
 from hub.hours import business_hours
 from hub.ingest import Ingestor
-from hub.knowledge import KnowledgeCache
+from hub.knowledge import KnowledgeCache, vector_file
 from hub.outbox import Dispatcher
 from hub.presence import make_presence
 from hub.security import Signer
@@ -97,7 +97,7 @@ def build_services(settings: Settings) -> Services:
         dispatcher=dispatcher,
         tickets=Tickets(sessions, bus, adapters.keys, dispatcher.wake),
         files=FileStore(Path(settings.data_dir) / "files", settings.max_upload_bytes),
-        knowledge=KnowledgeCache(sessions, Path(settings.data_dir) / "kb-vectors.sqlite3"),
+        knowledge=KnowledgeCache(sessions, vector_file(settings.data_dir)),
         presence=make_presence(settings.redis_url, settings.redis_channel),
         adapters=adapters)
     _wire_channels(services)

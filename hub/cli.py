@@ -45,6 +45,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     db.migrate(settings.database_url)
     created = asyncio.run(seed(settings))
     print("demo data " + ("seeded" if created else "already present"))
+    asyncio.run(_embed_for_the_bot(settings))
     print(f"open http://{args.host}:{args.port}/  and sign in as agent@example.com / demo-agent"
           f"  (supervisor: lead@example.com / demo-lead)")
     print(f"customer chat: http://{args.host}:{args.port}/chat", flush=True)
@@ -91,7 +92,23 @@ async def _kb_import(settings: Settings, directory: Path) -> int:
         print(f"error: {error}", file=sys.stderr)
     print(f"articles: {report.created} new, {report.updated} updated, "
           f"{report.unchanged} unchanged, {len(report.errors)} with errors")
+    await _embed_for_the_bot(settings)
     return 1 if report.errors else 0
+
+
+async def _embed_for_the_bot(settings: Settings) -> None:
+    """Store the published articles' vectors now, so the hub's bot answers from its start
+    instead of embedding them on its first question."""
+    from hub.knowledge import embed_for_the_bot, published_articles
+
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.session_factory(engine)() as session:
+            articles = await published_articles(session)
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(embed_for_the_bot, articles, settings.data_dir,
+                            _progress("embedding for the bot"))
 
 
 def cmd_kb(args: argparse.Namespace) -> int:

@@ -19,8 +19,8 @@ from hub.identity import audit
 from hub.models import Article, ArticleVersion, utcnow
 from kb.articles import Article as KbArticle
 from kb.articles import ArticleError, load_directory
-from kb.embedding import keep_vectors_in
-from kb.index import KnowledgeBase
+from kb.embedding import keep_vectors_in, load_default_embedder
+from kb.index import KnowledgeBase, embed_ahead
 
 Progress = Callable[[int, int], None]
 
@@ -110,6 +110,25 @@ async def export_directory(session: AsyncSession, directory: Path) -> int:
         count += 1
     audit(session, "kb.export", "kb", None, None, count=count)
     return count
+
+
+VECTOR_FILE = "kb-vectors.sqlite3"  # in the data dir
+
+
+def vector_file(data_dir: str | Path) -> Path:
+    return Path(data_dir) / VECTOR_FILE
+
+
+def embed_for_the_bot(articles: Sequence[KbArticle], data_dir: str | Path,
+                      progress: Callable[[int, int], None] | None = None) -> bool:
+    """Store the vectors the bot's index needs, ahead of the hub's start (``omohub kb
+    import``, the demo), so the bot answers at once; False without the model."""
+    embedder = load_default_embedder()
+    if embedder is None:
+        return False
+    keep_vectors_in(vector_file(data_dir))
+    embed_ahead(articles, embedder, progress)
+    return True
 
 
 class KnowledgeCache:

@@ -80,6 +80,9 @@ class E5Embedder:
         only new or changed texts are embedded."""
         if self._store is None or self._store.path != Path(path):
             self._store = VectorStore(path, self._model_key, self._model.dim)
+            self._store.save({  # what this process embedded before: not embedded again
+                self._store.key(QUERY_PREFIX if as_query else PASSAGE_PREFIX, text): vector
+                for (as_query, text), vector in self._cache.items()})
 
     def _recall_or_embed(self, texts: Sequence[str],
                          as_query: bool) -> dict[tuple[bool, str], np.ndarray]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +137,42 @@ def _answer_text(article: Article) -> str:
     return f"{article.title}\n{article.body}" if article.body else ""
 
 
+def _example_texts(article: Article) -> list[str]:
+    """The article's short documents: its title and example questions (at least its id)."""
+    texts = [t for t in (article.title, *article.questions) if t] or [article.id]
+    return list(dict.fromkeys(texts))
+
+
+def _texts_to_embed(articles: Sequence[Article]) -> tuple[list[str], list[str]]:
+    """(as queries, as passages): what an index of ``articles`` embeds."""
+    queries = [t for a in articles for t in _example_texts(a)]
+    queries += [t for a in articles for t in answer_sentences(a.body)]
+    return queries, [_answer_text(a) for a in articles]
+
+
+EMBED_AHEAD_ARTICLES = 16
+
+
+def embed_ahead(articles: Sequence[Article], embedder: Embedder,
+                progress: Callable[[int, int], None] | None = None) -> None:
+    """Embed what an index of ``articles`` will embed, a few articles at a time (for a
+    progress bar), so that an embedder keeping its vectors on disk has them before the hub
+    starts (``omohub kb import``, the demo). Every call carries two texts or more: a single
+    text is a live query, which the embedder never stores."""
+    starts = list(range(0, len(articles), EMBED_AHEAD_ARTICLES))
+    if not starts:
+        return
+    if len(starts) > 1 and len(articles) - starts[-1] < 2:
+        starts.pop()  # the last article joins the chunk before it
+    ends = [*starts[1:], len(articles)]
+    for start, end in zip(starts, ends, strict=True):
+        queries, passages = _texts_to_embed(articles[start:end])
+        embedder.queries(queries)
+        embedder.passages(passages)
+        if progress:
+            progress(end, len(articles))
+
+
 # Defaults until ``kb.tuning.tune`` is run on a validation set: the curves fitted on the
 # ja-retail-faq validation split (a Japanese retail FAQ with answers, like the sample KB).
 DENSE_CALIBRATION = Calibration(top_weight=3.43, margin_weight=6.22, bias=-12.46)
@@ -182,9 +218,7 @@ class KnowledgeBase:
         self._label_start: list[int] = []
         for article in self.articles:
             self._label_start.append(len(self._doc_texts))
-            texts = [t for t in (article.title, *article.questions) if t] or [article.id]
-            for text in dict.fromkeys(texts):
-                self._doc_texts.append(text)
+            self._doc_texts.extend(_example_texts(article))
         self._fuzz_keys = [fuzz_key(t) for t in self._doc_texts]
         self._locales = np.array([a.locale for a in self.articles])
 
