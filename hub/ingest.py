@@ -41,6 +41,7 @@ from hub.sqlite_io import SqliteStatements
 from hub.text import clean_text
 
 log = logging.getLogger(__name__)
+Snapshot = dict[str, Any]  # a row's column values, as read or as last committed
 MAX_BATCH = 256
 
 
@@ -113,6 +114,13 @@ def _senders_query() -> Any:
             .order_by(ticket.c.last_activity_at))
 
 
+def _joinable(ticket: Snapshot, reopen_cutoff: datetime) -> bool:
+    """The ticket condition of ``_senders_query``'s join, for a remembered ticket."""
+    resolved_at = ticket["resolved_at"]
+    return ticket["status"] != Status.RESOLVED or (
+        resolved_at is not None and resolved_at > reopen_cutoff)
+
+
 @functools.cache
 def _sender_columns() -> tuple[tuple[str, ...], ...]:
     """Column names of the senders query's identity, customer and ticket parts, in order."""
@@ -144,9 +152,6 @@ def _update_query(model: type[Any], names: tuple[str, ...]) -> Any:
     table = model.__table__  # type: ignore[attr-defined]
     return update(table).where(table.c.id == bindparam("_id")).values(
         {name: bindparam(f"_{name}") for name in names})
-
-
-Snapshot = dict[str, Any]
 
 
 class SenderCache:
@@ -247,10 +252,11 @@ class _Batch:
         # is rolled back and redone with the SELECT. Elsewhere, always look first.
         self.look_for_stored = look_for_stored or not self.sqlite
         self.sqlite_statements = SqliteStatements(session) if self.sqlite else None
-        self.senders = senders if self.sqlite_statements is not None else None
-        if self.senders is not None and self.sqlite_statements is not None:
-            self.senders.check(self.sqlite_statements.dbapi_connection,
-                               self.sqlite_statements.data_version(), self.reopen_cutoff)
+        self.senders = None
+        if senders is not None and self.sqlite_statements is not None:
+            senders.check(self.sqlite_statements.dbapi_connection,
+                          self.sqlite_statements.data_version(), self.reopen_cutoff)
+            self.senders = senders
 
     def run(self, inbounds: list[Inbound]) -> list[IngestResult]:
         if self.look_for_stored:
@@ -359,9 +365,7 @@ class _Batch:
             identities[key] = identity
             customers[customer["id"]] = customer
             for ticket in joinable:
-                if ticket["status"] != Status.RESOLVED or (
-                        ticket["resolved_at"] is not None
-                        and ticket["resolved_at"] > self.reopen_cutoff):
+                if _joinable(ticket, self.reopen_cutoff):
                     tickets[ticket["id"]] = ticket
         return missing
 

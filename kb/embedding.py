@@ -27,6 +27,10 @@ QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 STORE_FORMAT = "e5-numpy-1"  # change when kb.encoder's output changes: stored vectors expire
 
 
+def _prefix(as_query: bool) -> str:
+    return QUERY_PREFIX if as_query else PASSAGE_PREFIX
+
+
 class Embedder(Protocol):
     """Anything that maps texts to L2-normalised vectors (rows)."""
 
@@ -81,13 +85,13 @@ class E5Embedder:
         if self._store is None or self._store.path != Path(path):
             self._store = VectorStore(path, self._model_key, self._model.dim)
             self._store.save({  # what this process embedded before: not embedded again
-                self._store.key(QUERY_PREFIX if as_query else PASSAGE_PREFIX, text): vector
+                self._store.key(_prefix(as_query), text): vector
                 for (as_query, text), vector in self._cache.items()})
 
     def _recall_or_embed(self, texts: Sequence[str],
                          as_query: bool) -> dict[tuple[bool, str], np.ndarray]:
         """Vectors of ``texts``: from the store where it has them, the rest embedded now."""
-        prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
+        prefix = _prefix(as_query)
         store = self._store
         keys = {text: store.key(prefix, text) for text in texts} if store else {}
         stored = store.load(keys.values()) if store else {}
@@ -99,7 +103,7 @@ class E5Embedder:
         return {(as_query, text): vectors[text] for text in texts}
 
     def _embed(self, texts: Sequence[str], as_query: bool) -> np.ndarray:
-        prefix = QUERY_PREFIX if as_query else PASSAGE_PREFIX
+        prefix = _prefix(as_query)
         if len(texts) == 1:
             two = self._threads == "2" or (self._threads == "auto" and another_core_is_idle())
             with self._blas.limit(limits=1, user_api="blas"):

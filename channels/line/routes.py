@@ -75,9 +75,10 @@ class ServeFromAsgi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         signature, length = _signature_and_length(scope)
         messages: list[Message] = []
+        complete = False
         if length is not None and length <= MAX_BODY:
-            messages = await _read(receive)
-        if not _complete(messages):
+            messages, complete = await _read(receive)
+        if not complete:
             await self.app(scope, _replay(messages, receive), send)
             return
         body = b"".join(message.get("body", b"") for message in messages)
@@ -99,23 +100,19 @@ def _signature_and_length(scope: Scope) -> tuple[str | None, int | None]:
     return signature, length
 
 
-async def _read(receive: Receive) -> list[Message]:
-    """The request's messages, up to the end of the body or past MAX_BODY."""
+async def _read(receive: Receive) -> tuple[list[Message], bool]:
+    """The request's messages up to the end of the body, or until it is cut short or passes
+    MAX_BODY; and whether the whole body, within MAX_BODY, is there."""
     messages: list[Message] = []
     size = 0
     while True:
         message: Message = await receive()  # type: ignore[assignment]
         messages.append(message)
         size += len(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body", False) \
-                or size > MAX_BODY:
-            return messages
-
-
-def _complete(messages: list[Message]) -> bool:
-    return bool(messages) and messages[-1]["type"] == "http.request" and \
-        not messages[-1].get("more_body", False) and \
-        sum(len(message.get("body", b"")) for message in messages) <= MAX_BODY
+        if message["type"] != "http.request" or size > MAX_BODY:
+            return messages, False
+        if not message.get("more_body", False):
+            return messages, True
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
