@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.exceptions import ApiException
 
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,24 @@ def api_error(exc: ApiException) -> LineApiError:
                         details)
 
 
+class _LenientApiClient(AsyncApiClient):
+    """A 2xx from LINE is what says a request was accepted; its body only adds detail. The
+    SDK's models refuse a body that lacks a field they require, which would turn an
+    accepted send into an error and a second delivery; such a body reads as no detail."""
+
+    def deserialize(self, response: Any, response_type: Any) -> Any:
+        try:
+            return super().deserialize(response, response_type)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("LINE answered %s with a body the SDK refuses: %s",
+                        response.status, str(exc).splitlines()[0])
+            return None
+
+
+def _sent_ids(response: Any) -> list[str]:
+    return [m.id for m in getattr(response, "sent_messages", None) or []]
+
+
 class LineApi:
     def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
         token = settings.line_channel_access_token or ""
@@ -81,7 +102,7 @@ class LineApi:
         loop = asyncio.get_running_loop()
         held = self._clients.get(host)
         if held is None or held[0] is not loop:
-            held = (loop, AsyncApiClient(self._api if host == "api" else self._data))
+            held = (loop, _LenientApiClient(self._api if host == "api" else self._data))
             self._clients[host] = held
         return held[1]
 
@@ -104,18 +125,20 @@ class LineApi:
             response = await api.reply_message(
                 ReplyMessageRequest(reply_token=token, messages=messages),
                 _request_timeout=self._timeout)
-        return [m.id for m in response.sent_messages or []]
+        return _sent_ids(response)
 
     async def push(self, to: str, messages: list[Message], retry_key: str) -> list[str]:
         async with self._messaging() as api:
             response = await api.push_message(
                 PushMessageRequest(to=to, messages=messages), x_line_retry_key=retry_key,
                 _request_timeout=self._timeout)
-        return [m.id for m in response.sent_messages or []]
+        return _sent_ids(response)
 
     async def profile(self, user_id: str) -> dict[str, Any]:
         async with self._messaging() as api:
             profile = await api.get_profile(user_id, _request_timeout=self._timeout)
+        if profile is None:
+            return {}
         return {"display_name": profile.display_name, "picture_url": profile.picture_url,
                 "status_message": profile.status_message, "language": profile.language}
 

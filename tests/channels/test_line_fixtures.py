@@ -144,6 +144,17 @@ async def test_follow_names_the_customer_and_greets(services: Services,
     assert customer.attributes["line_profile"]["picture_url"].endswith("brown.png")
 
 
+async def test_a_profile_body_the_sdk_refuses_still_greets(services: Services,
+                                                           fake_line: FakeLine) -> None:
+    fake_line.profiles[FIXTURE_USER] = {"language": "ja"}  # LINE always sends a name
+    await deliver(services, read("events/follow.json"))
+    await fake_line.wait_for(lambda f: len(f.deliveries) == 1)
+    assert "友だち追加" in fake_line.deliveries[0].texts[0]
+    async with services.sessions() as session:
+        customer = (await session.execute(select(Customer))).scalar_one()
+    assert customer.attributes["placeholder_name"] is True
+
+
 async def test_unfollow_of_a_stranger_stores_nothing(services: Services) -> None:
     assert await deliver(services, read("events/unfollow.json")) == []
 

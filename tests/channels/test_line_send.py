@@ -115,6 +115,19 @@ async def test_429_then_success_is_delivered_once(services: Services, fake_line:
     assert len(fake_line.deliveries) == 1
 
 
+@pytest.mark.parametrize("age_seconds, path", [(0, REPLY), (120, PUSH)])
+async def test_an_accepted_send_with_a_bare_body_is_sent_once(
+        services: Services, fake_line: FakeLine, outcomes: asyncio.Queue[Any],
+        age_seconds: float, path: str) -> None:
+    """LINE's 200 is the acceptance; a body without ``sentMessages`` (which the SDK's
+    models refuse) must not make the hub send the message again."""
+    conversation_id = await customer_writes(services, age_seconds=age_seconds)
+    fake_line.script(path, (200, {}))
+    item = await agent_says(services, conversation_id, "一度だけ届くはず")
+    assert (await settled(outcomes, item.id or 0))["delivery_status"] == "sent"
+    assert [c.path for c in fake_line.deliveries] == [path]
+
+
 async def test_other_4xx_marks_failed_with_lines_message(
         services: Services, fake_line: FakeLine, outcomes: asyncio.Queue[Any]) -> None:
     conversation_id = await customer_writes(services, age_seconds=120)
