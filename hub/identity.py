@@ -20,6 +20,7 @@ from hub.models import (
     Conversation,
     Customer,
     CustomerMerge,
+    Direction,
     Identity,
     IdentityKind,
     Status,
@@ -237,6 +238,13 @@ async def refresh_conversation(session: AsyncSession, conversation: Conversation
                                            TimelineItem.kind != "system").distinct()
     )).scalars()
     conversation.channels = sorted(set(channels))
+    last_used = (await session.execute(
+        select(TimelineItem.channel).where(TimelineItem.conversation_id == conversation.id,
+                                           TimelineItem.direction == Direction.INBOUND)
+        .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc()).limit(1)
+    )).scalar_one_or_none()
+    if last_used is not None:  # where a reply without a channel goes
+        conversation.last_channel = last_used
     conversation.last_item_id = last.id if last else None
     conversation.last_preview = preview(last.text) if last else ""
     if last is not None:

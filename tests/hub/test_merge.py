@@ -141,6 +141,7 @@ async def test_merge_folds_two_open_tickets_into_one(hub: RunningHub) -> None:
     detail = (await hub.api("GET", f"/api/conversations/{web.conversation.id}", token)).json()
     assert [i["text"] for i in detail["timeline"]] == ["from the PC", "by mail"]
     assert detail["channels"] == ["email", "web"]
+    assert detail["last_channel"] == "email"  # a reply without a channel goes by mail
     async with hub.services.sessions() as session:
         actions = (await session.execute(select(AuditEvent.action))).scalars().all()
     assert "customer.merge" in actions
@@ -149,6 +150,7 @@ async def test_merge_folds_two_open_tickets_into_one(hub: RunningHub) -> None:
     assert undone.status_code == 200 and undone.json()["restored_id"] == mail.customer.id
     detail = (await hub.api("GET", f"/api/conversations/{web.conversation.id}", token)).json()
     assert [i["text"] for i in detail["timeline"]] == ["from the PC"]
+    assert detail["last_channel"] == "web"
     other = (await hub.api("GET", f"/api/conversations/{mail.conversation.id}", token)).json()
     assert [i["text"] for i in other["timeline"]] == ["by mail"]
     assert other["status"] == "open"
