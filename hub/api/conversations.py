@@ -10,12 +10,13 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from hub import links
 from hub.api.deps import ServicesDep
-from hub.models import Agent, Channel
+from hub.models import Agent, Channel, Status
 from hub.presence import anyone_present
 from hub.serialize import iso, item_json
 from hub.tickets import InboxFilter, TicketError
 
 CHANNELS = {c.value for c in Channel}
+STATUSES = {s.value for s in Status}
 
 
 class ReplyBody(msgspec.Struct):
@@ -49,6 +50,11 @@ class ConversationController(Controller):
     ) -> dict[str, Any]:
         if channel is not None and channel not in CHANNELS:
             raise TicketError("bad_channel", f"unknown channel {channel!r}", 400)
+        if status and status not in STATUSES:
+            raise TicketError("bad_status", "status must be open, pending or resolved", 400)
+        if assignee and assignee not in {"me", "none", "unassigned"} and not assignee.isdigit():
+            raise TicketError("bad_assignee",
+                              "assignee must be me, none, unassigned or an agent id", 400)
         query = InboxFilter(status=status, channel=channel, assignee=assignee,
                             customer_id=customer_id, q=q, limit=limit, cursor=cursor)
         return await services.tickets.inbox(query, request.user.id)

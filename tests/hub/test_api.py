@@ -107,8 +107,11 @@ async def test_inbox_filters(hub: RunningHub) -> None:
     assert await ids("q=mail") != [web.conversation.id]
     assert await ids("q=100%25") == []
     assert await ids("status=resolved") == []
-    bad = await hub.api("GET", "/api/conversations?channel=fax", token)
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_channel"
+    for query, code in [("channel=fax", "bad_channel"), ("status=bogus", "bad_status"),
+                        ("assignee=someone", "bad_assignee")]:
+        bad = await hub.api("GET", f"/api/conversations?{query}", token)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == code, query
+    assert await ids("status=") == await ids("")  # empty filters mean "any"
 
 
 async def test_reply_goes_out_on_the_last_channel_and_note_stays_inside(hub: RunningHub) -> None:
