@@ -275,10 +275,12 @@ async def _apply_changes(session: AsyncSession, conversation: Conversation,
         system.append(("status_changed", {"status": status}))
     if "assignee_id" in changes and changes["assignee_id"] != conversation.assignee_id:
         assignee_id = changes["assignee_id"]
-        if assignee_id is not None and await session.get(Agent, assignee_id) is None:
+        assignee = await session.get(Agent, assignee_id) if assignee_id is not None else None
+        if assignee_id is not None and assignee is None:
             raise TicketError("bad_assignee", f"agent {assignee_id} not found", 400)
         conversation.assignee_id = assignee_id
-        system.append(("assigned", {"assignee_id": assignee_id}))
+        system.append(("assigned", {"assignee_id": assignee_id, "assignee_name": (
+            assignee.name or assignee.email) if assignee else None}))
     if "tags" in changes:
         tags = changes["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):

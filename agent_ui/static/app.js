@@ -36,7 +36,9 @@
     typingStopTimer: null,
     readTimer: null,
     drafts: {},          // unsent reply text per conversation
-    assistSeq: 0         // guards against out-of-order article suggestions
+    assistSeq: 0,        // guards against out-of-order article suggestions
+    timelineAtEnd: true, // the agent reads the newest items (see keepTimelineAtEnd)
+    agentNames: {}       // agent id → name, for assignees named only by id in live updates
   };
 
   // ---------------------------------------------------------------- helpers
@@ -356,7 +358,7 @@
     return api("GET", "/api/conversations/" + id).then(function (detail) {
       if (seq !== state.openSeq) return;
       renderConversation(detail);
-      suggestFromTimeline(detail.timeline || []);
+      suggestArticles();
       markRead();
       loadCustomer(detail.customer.id, seq);
     }).catch(function (error) {
@@ -392,6 +394,7 @@
     var timeline = detail.timeline || [];
     state.open = Object.assign({}, detail);
     delete state.open.timeline;
+    if (detail.assignee) state.agentNames[detail.assignee.id] = detail.assignee.name;
     renderHeader();
     renderReplyChannels();
     announceConversation(detail);
@@ -400,6 +403,7 @@
     state.itemIds = new Set();
     timeline.forEach(function (item) { appendItem(item, false); });
     list.setAttribute("aria-busy", "false");
+    state.timelineAtEnd = true;
     scrollTimeline(true);
     $("typing").hidden = true;
   }
@@ -486,7 +490,21 @@
   function scrollTimeline(force) {
     var list = $("timeline");
     var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 160;
-    if (force || nearBottom) list.scrollTop = list.scrollHeight;
+    if (force || nearBottom || state.timelineAtEnd) list.scrollTop = list.scrollHeight;
+  }
+
+  /** While the agent is at the end of the timeline it stays there, also when the panels
+   *  around it (suggestions, composer, typing line) take its height; scrolling up to
+   *  read stops that until they come back down. */
+  function keepTimelineAtEnd() {
+    var list = $("timeline");
+    list.addEventListener("scroll", function () {
+      state.timelineAtEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
+    }, { passive: true });
+    if (!window.ResizeObserver) return;
+    new ResizeObserver(function () {
+      if (state.timelineAtEnd) list.scrollTop = list.scrollHeight;
+    }).observe(list);
   }
 
   function senderLabel(item) {
@@ -508,6 +526,12 @@
       params.to = channelName(data.to);
     }
     if (event === "status_changed" && data.status) params.status = t("inbox.status." + data.status);
+    if (event === "assigned" && "assignee_id" in data) {
+      if (data.assignee_id === null) return t("system.unassigned");
+      if (data.assignee_name) {
+        return t("system.assigned_to", { name: data.assignee_id === ME ? t("conv.you") : data.assignee_name });
+      }
+    }
     if (event === "bot_feedback" && typeof data.helpful === "boolean") {
       return t(data.helpful ? "system.bot_feedback_helpful" : "system.bot_feedback_unhelpful");
     }
@@ -750,46 +774,16 @@
     if (box) box.hidden = true;
   }
 
-  /** Suggest from the latest customer message of a freshly loaded timeline. */
-  function suggestFromTimeline(timeline) {
-    for (var i = timeline.length - 1; i >= 0; i--) {
-      var item = timeline[i];
-      if (item && item.sender_type === "customer" && !item.internal && item.text) {
-        return suggestArticles(item.text);
-      }
-    }
-    hideAssist();
-  }
-
-  /** The hub does not send the conversation's locale yet: guess from the script, else the UI's. */
-  function guessLocale(text) {
-    if (/[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]/.test(text)) return "ja";
-    if (/[A-Za-z]{2,}/.test(text)) return "en";
-    return LOCALE;
-  }
-
-  function productSku() {
-    var product = state.open && state.open.product;
-    if (!product) return "";
-    if (typeof product === "object") return product.sku ? String(product.sku) : "";
-    return String(product);
-  }
-
-  function suggestArticles(text) {
+  /** Articles for the customer's latest question; the hub skips "a person, please" and
+   *  feedback, so the suggestions stay on the topic after a handoff. */
+  function suggestArticles() {
     var box = $("assist");
     if (!box || !state.openId) return;
     var id = state.openId;
     var seq = ++state.assistSeq;
-    var params = new URLSearchParams();
-    params.set("q", String(text).slice(0, 500));
-    params.set("locale", (state.open && state.open.locale) || guessLocale(text));
-    var sku = productSku();
-    if (sku) params.set("product", sku);
-    params.set("limit", "3");
-    api("GET", "/api/kb/search?" + params.toString()).then(function (result) {
+    api("GET", "/api/conversations/" + id + "/suggestions?limit=3").then(function (result) {
       if (seq !== state.assistSeq || state.openId !== id) return;
-      var items = (result && Array.isArray(result.items) ? result.items : []).slice(0, 3);
-      renderAssist(items);
+      renderAssist((result && Array.isArray(result.items) ? result.items : []).slice(0, 3));
     }).catch(function () {
       if (seq === state.assistSeq) box.hidden = true;   // fail quietly
     });
@@ -852,7 +846,10 @@
     line.hidden = !customer || customer.id !== profile.id || !web || customer.online === undefined;
     if (line.hidden) return;
     line.dataset.online = String(Boolean(customer.online));
-    line.textContent = t(customer.online ? "customer.online" : "customer.offline");
+    // hub/follow_up.py copies a reply to a visitor who left to their e-mail, if any.
+    var email = (profile.identities || []).some(function (i) { return i.kind === "email"; });
+    line.textContent = t(customer.online ? "customer.online"
+      : (email ? "customer.offline_email" : "customer.offline"));
   }
 
   function renderCustomer(profile) {
@@ -884,6 +881,11 @@
     });
     $("identity-form").dataset.customerId = String(profile.id);
     loadSuggestions(profile.id);
+    renderCustomerTickets(profile);
+  }
+
+  /** The customer's tickets, newest activity first; kept live by conversation.updated. */
+  function renderCustomerTickets(profile) {
     var tickets = $("cust-tickets");
     clear(tickets);
     (profile.conversations || []).forEach(function (c) {
@@ -901,6 +903,16 @@
         el("span", { class: "preview" }, (c.last_message && c.last_message.text) || "")
       ])));
     });
+  }
+
+  function updateCustomerTicket(summary) {
+    var profile = state.profile;
+    if (!profile || !summary.customer || summary.customer.id !== profile.id) return;
+    var tickets = (profile.conversations || []).filter(function (c) { return c.id !== summary.id; });
+    tickets.push(summary);
+    tickets.sort(byActivity);
+    profile.conversations = tickets;
+    renderCustomerTickets(profile);
   }
 
   // Identities an agent adds or verifies, and customers who may be the same person.
@@ -1021,9 +1033,20 @@
   }
 
   function assigneeFor(summary) {
-    if (summary.assignee_id === ME) return { id: ME, name: t("conv.you") };
-    if (state.open && state.open.assignee && state.open.assignee.id === summary.assignee_id) return state.open.assignee;
-    return summary.assignee_id ? { id: summary.assignee_id, name: "#" + summary.assignee_id } : null;
+    var id = summary.assignee_id;
+    if (id === ME) return { id: ME, name: t("conv.you") };
+    if (!id) return null;
+    return { id: id, name: state.agentNames[id] || "#" + id };
+  }
+
+  /** Agents' names as the hub tells them (a ticket's assignee, an assignment note). */
+  function learnAgentName(id, name) {
+    if (!id || !name || state.agentNames[id] === name) return;
+    state.agentNames[id] = name;
+    if (state.open && state.open.assignee && state.open.assignee.id === id) {
+      state.open.assignee = assigneeFor({ assignee_id: id });
+      renderHeader();
+    }
   }
 
   function saveTags(tags) {
@@ -1142,6 +1165,7 @@
     socket.on("conversation.updated", function (summary) {
       if (!summary || typeof summary.id !== "number") return;
       upsertSummary(summary);
+      updateCustomerTicket(summary);
       if (summary.id === state.openId && state.open) {
         var keep = { customer: state.open.customer, reply_channels: state.open.reply_channels,
           product: state.open.product };
@@ -1155,6 +1179,9 @@
       }
     });
     socket.on("message.created", function (item) {
+      if (item && item.data && item.data.event === "assigned") {
+        learnAgentName(item.data.assignee_id, item.data.assignee_name);
+      }
       if (!item || item.conversation_id !== state.openId) return;
       appendItem(item, true);
       if (item.type === "system" && item.data && item.data.event === "identity_given" && state.open) {
@@ -1163,7 +1190,7 @@
       }
       if (item.sender_type === "customer") {
         $("typing").hidden = true;
-        if (item.text && !item.internal) suggestArticles(item.text);
+        if (item.text && !item.internal) suggestArticles();
         markRead();
       }
     });
@@ -1290,6 +1317,7 @@
   listObserver.observe($("conv-list"), { childList: true });
 
   wire();
+  keepTimelineAtEnd();
   updateComposer();
   loadList();
   var initial = readFiltersFromHash();

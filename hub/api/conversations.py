@@ -8,9 +8,9 @@ import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from hub import links
+from hub import assist, links
 from hub.api.deps import ServicesDep
-from hub.models import Agent, Channel, Status
+from hub.models import Agent, Channel, Conversation, Status
 from hub.presence import anyone_present
 from hub.serialize import iso, item_json
 from hub.tickets import InboxFilter, TicketError
@@ -66,6 +66,19 @@ class ConversationController(Controller):
         customer = detail["customer"]
         customer["online"] = await anyone_present(services.presence, customer["identities"])
         return detail
+
+    @get("/{conversation_id:int}/suggestions")
+    async def suggestions(self, conversation_id: FromPath[int], services: ServicesDep,
+                          limit: FromQuery[int] = 3) -> dict[str, Any]:
+        """Agent assist: articles for the customer's latest question (``query``; null when
+        they have asked nothing yet), scored as ``GET /api/kb/search`` scores them."""
+        async with services.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise TicketError("not_found", f"conversation {conversation_id} not found", 404)
+            question = await assist.latest_question(session, conversation_id)
+        knowledge = await services.knowledge.get()
+        return assist.suggest(knowledge, conversation, question, max(1, min(limit, 10)))
 
     @post("/{conversation_id:int}/messages", status_code=201)
     async def reply(self, conversation_id: FromPath[int], data: JSONBody[ReplyBody],
