@@ -27,6 +27,7 @@ from hub.models import (
     Product,
     SenderType,
     Status,
+    Store,
     TimelineItem,
     utcnow,
 )
@@ -120,6 +121,8 @@ class Tickets:
                         if conversation.assignee_id else None)
             product = (await session.get(Product, conversation.product_sku)
                        if conversation.product_sku else None)
+            store = (await session.get(Store, conversation.store_id)
+                     if conversation.store_id else None)
             identities = (await session.execute(select(Identity).where(
                 Identity.customer_id == customer.id))).scalars().all()
         detail = conversation_summary(conversation, customer)
@@ -127,8 +130,12 @@ class Tickets:
                               "identities": [identity_json(i) for i in identities]}
         detail["assignee"] = ({"id": assignee.id, "name": assignee.name or assignee.email}
                               if assignee else None)
-        detail["product"] = ({"sku": product.sku, "name": product.name, "price": product.price}
+        detail["product"] = ({"sku": product.sku, "name": product.name,
+                              "name_en": product.name_en, "price": product.price,
+                              "currency": product.currency}
                              if product else conversation.product_sku)
+        detail["store"] = ({"id": store.id, "name": store.name}
+                           if store else conversation.store_id)
         detail["reply_channels"] = sorted(self._reply_channels(identities))
         detail["timeline"] = [item_json(item) for item in reversed(items)]
         return detail

@@ -1009,12 +1009,19 @@
     var productBox = $("ctx-product");
     clear(productBox);
     if (product && typeof product === "object") {
-      append(productBox, [product.name || product.sku, " ",
-        el("span", { class: "sku" }, product.sku),
-        typeof product.price === "number" ? el("div", null, "¥" + product.price.toLocaleString("ja-JP")) : null]);
+      var name = (LOCALE.slice(0, 2) !== "ja" && product.name_en) || product.name || product.sku;
+      append(productBox, [name, " ", el("span", { class: "sku" }, product.sku),
+        typeof product.price === "number" ? el("div", null, price(product)) : null]);
     } else if (product) append(productBox, String(product));
     else append(productBox, "—");
-    $("ctx-store").textContent = store ? String(store) : "—";
+    $("ctx-store").textContent = !store ? "—" : typeof store === "object" ? String(store.name || store.id) : String(store);
+  }
+
+  function price(product) {
+    try {
+      return new Intl.NumberFormat(LOCALE, { style: "currency", currency: product.currency || "JPY" })
+        .format(product.price);
+    } catch (e) { return String(product.price); }
   }
 
   // ---------------------------------------------------------------- actions
@@ -1024,7 +1031,7 @@
     if (!id) return Promise.resolve();
     return api("PATCH", "/api/conversations/" + id, changes).then(function (summary) {
       if (state.openId === id && state.open) {
-        Object.assign(state.open, summary, { customer: state.open.customer, product: state.open.product,
+        Object.assign(state.open, summary, { customer: state.open.customer, product: state.open.product, store: state.open.store,
           reply_channels: state.open.reply_channels, assignee: assigneeFor(summary) });
         renderHeader();
       }
@@ -1168,7 +1175,7 @@
       updateCustomerTicket(summary);
       if (summary.id === state.openId && state.open) {
         var keep = { customer: state.open.customer, reply_channels: state.open.reply_channels,
-          product: state.open.product };
+          product: state.open.product, store: state.open.store };
         Object.assign(state.open, summary, keep, { assignee: assigneeFor(summary) });
         renderHeader();
         if (summary.unread_count > 0) markRead();

@@ -123,6 +123,9 @@ def test_chat_reaches_inbox_live_and_reply_reaches_customer(
     expect(row.locator(".unread")).to_have_count(0)
     expect(agent.locator("#reply-channel")).to_have_value("web")
     expect(agent.locator("#cust-presence")).to_have_attribute("data-online", "true")
+    expect(agent.locator("#ctx-product")).to_contain_text("Shizuoka sencha 100 g")
+    expect(agent.locator("#ctx-product")).to_contain_text("¥1,280")
+    expect(agent.locator("#ctx-store")).to_have_text("omo 渋谷店")
     answer = "Yes — 12 packs are on the shelf today."
     agent.fill("#reply-text", answer)
     agent.press("#reply-text", "Enter")

@@ -211,3 +211,21 @@ async def test_openapi_schema_is_served(hub: RunningHub) -> None:
 async def test_healthz(hub: RunningHub) -> None:
     response = await hub.http.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_ticket_names_its_product_and_store(hub: RunningHub) -> None:
+    from hub.models import Product, Store
+
+    async with hub.services.sessions() as session, session.begin():
+        session.add(Product(sku="SKU-1", name="煎茶", name_en="Sencha", price=1280,
+                            currency="JPY"))
+        session.add(Store(id="s1", name="omo 渋谷店", address="東京都渋谷区"))
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="shelf-visitor", text="在庫は？",
+        product_sku="SKU-1", store_id="s1"))
+    token = await hub.login()
+    detail = (await hub.api("GET", f"/api/conversations/{result.conversation.id}",
+                            token)).json()
+    assert detail["product"] == {"sku": "SKU-1", "name": "煎茶", "name_en": "Sencha",
+                                 "price": 1280, "currency": "JPY"}
+    assert detail["store"] == {"id": "s1", "name": "omo 渋谷店"}
