@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.identity import audit
@@ -43,6 +44,63 @@ def record_version(session: AsyncSession, row: Article, actor_id: int | None) ->
     session.add(ArticleVersion(article_id=row.id, version=row.version,  # type: ignore[arg-type]
                                title=row.title, body=row.body, questions=row.questions,
                                published=row.published, updated_by=actor_id))
+
+
+def live_version(row: Article) -> int | None:
+    """The version the bot answers from: the current one while the article is published
+    (editing a published article changes what is live), none while it is not."""
+    return row.version if row.published else None
+
+
+class ArticleExists(ValueError):
+    """An article with this id already exists (in any language): creating it again would
+    overwrite someone's article."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"an article with the id {slug} already exists")
+        self.slug = slug
+
+
+async def find_article(session: AsyncSession, slug: str) -> Article | None:
+    """The article an id names. The editor addresses articles by id alone, so an id names
+    one article whatever its language."""
+    return (await session.execute(select(Article).where(Article.slug == slug)
+                                  .order_by(Article.id).limit(1))).scalar_one_or_none()
+
+
+async def create_article(session: AsyncSession, article: KbArticle, actor_id: int | None,
+                         published: bool = False) -> Article:
+    """Add a new article as version 1 — a draft the bot does not use until it is published,
+    unless ``published``. Refuses (``ArticleExists``) an id that is taken, in any language."""
+    if await find_article(session, article.id) is not None:
+        raise ArticleExists(article.id)
+    row = Article(slug=article.id, locale=article.locale, published=published,  # type: ignore[arg-type]
+                  updated_by=actor_id, **_row_values(article))
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # created meanwhile; the caller's transaction rolls back
+        raise ArticleExists(article.id) from exc
+    record_version(session, row, actor_id)
+    audit(session, "kb.create", "article", row.id, actor_id, published=published)
+    return row
+
+
+async def update_article(session: AsyncSession, row: Article, article: KbArticle,
+                         actor_id: int | None) -> bool:
+    """Save ``article``'s text over ``row`` as a new version (its language may change too);
+    published or not stays as it is. False when nothing changed (no new version)."""
+    values = {**_row_values(article), "locale": article.locale}
+    if all(getattr(row, key) == value for key, value in values.items()):
+        return False
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.version += 1
+    row.updated_at = utcnow()
+    row.updated_by = actor_id
+    record_version(session, row, actor_id)
+    audit(session, "kb.update", "article", row.id, actor_id, version=row.version)
+    return True
 
 
 async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],

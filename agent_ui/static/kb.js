@@ -1,5 +1,8 @@
 /* omohub knowledge-base editor (supervisors): list, edit, preview, publish, history, try.
  *
+ * A new article is created (POST, refused with 409 when the id exists) as a draft the bot
+ * does not use until "Publish"; an opened article is saved in place (PUT).
+ *
  * Same rules as app.js: server strings reach the DOM only through textContent /
  * createTextNode (never innerHTML); every non-GET request sends X-CSRF-Token.
  */
@@ -30,7 +33,8 @@
     node.classList.toggle("error", !!isError);
   }
 
-  /** fetch JSON; rejects with an Error whose message is the API's error message. */
+  /** fetch JSON; rejects with an Error whose message is the API's error message, with the
+   * HTTP status and the error's code as .status and .code. */
   function api(method, url, body) {
     var headers = { "Accept": "application/json" };
     var init = { method: method, headers: headers, credentials: "same-origin" };
@@ -51,7 +55,10 @@
           var err = data && data.error;
           var message = err && (err.message || err.code) ? String(err.message || err.code)
             : (data && data.detail ? String(data.detail) : "HTTP " + response.status);
-          throw new Error(message);
+          var error = new Error(message);
+          error.status = response.status;
+          error.code = err && err.code ? String(err.code) : null;
+          throw error;
         }
         return data || {};
       });
@@ -129,6 +136,7 @@
     current = article;
     $("kb-id").value = article ? article.id : "";
     $("kb-id").readOnly = !!article;
+    $("kb-id").removeAttribute("aria-invalid");
     $("kb-locale").value = article && article.locale === "en" ? "en" : (article ? "ja" : defaultLocale());
     if (article && (article.locale === "ja" || article.locale === "en")) {
       $("kb-try-locale").value = article.locale;
@@ -158,6 +166,8 @@
     var box = $("kb-current");
     clear(box);
     var publish = $("kb-publish");
+    // a published article's save changes what the bot answers at once; say so on the button
+    $("kb-save").textContent = t(current && current.published ? "kb.save_live" : "kb.save_draft");
     if (!current) {
       publish.hidden = true;
       return;
@@ -196,13 +206,31 @@
       products: splitList($("kb-products").value, /[,、，]/),
       tags: splitList($("kb-tags").value, /[,、，]/)
     };
+    var creating = !current;
+    var request;
+    if (creating) {
+      payload.id = id;
+      request = api("POST", "/api/kb/articles", payload);
+    } else {
+      request = api("PUT", "/api/kb/articles/" + encodeURIComponent(current.id), payload);
+    }
     var button = $("kb-save");
     button.disabled = true;
-    api("PUT", "/api/kb/articles/" + encodeURIComponent(id), payload).then(function (data) {
+    request.then(function (data) {
       fillForm(data);
-      setStatus(t("kb.saved", { n: data.version }));
+      setStatus(t(data.published ? "kb.saved_live" : "kb.saved_draft", { n: data.version }));
       return loadList();
-    }).catch(fail).then(function () { button.disabled = false; });
+    }).catch(function (error) {
+      if (creating && error && error.status === 409) {
+        // the id is taken: nothing was saved; keep the form so another id can be chosen
+        var field = $("kb-id");
+        field.setAttribute("aria-invalid", "true");
+        field.focus();
+        setStatus(t("kb.id_taken", { id: id }), true);
+        return;
+      }
+      fail(error);
+    }).then(function () { button.disabled = false; });
   }
 
   function togglePublish() {
@@ -231,9 +259,13 @@
     }
     versions.forEach(function (v) {
       var when = v.created_at ? new Date(v.created_at) : null;
-      var button = el("button", { type: "button", "class": "kb-hist-item", "data-version": v.version }, [
+      // only the version the bot answers from now is marked, and only while published
+      var button = el("button", {
+        type: "button", "class": "kb-hist-item", "data-version": v.version,
+        "data-live": v.live ? "true" : null
+      }, [
         el("span", { "class": "kb-ver" }, t("kb.version", { n: v.version })),
-        badge(v.published),
+        v.live ? el("span", { "class": "badge kb-badge kb-pub kb-live" }, t("kb.live")) : null,
         el("span", { "class": "kb-hist-title" }, v.title || ""),
         when && !isNaN(when.getTime())
           ? el("time", { "class": "kb-hist-when", datetime: v.created_at }, when.toLocaleString(root.dataset.locale || undefined))
@@ -334,6 +366,7 @@
   $("kb-body").addEventListener("input", updatePreview);
   $("kb-publish").addEventListener("click", togglePublish);
   $("kb-new").addEventListener("click", function () { fillForm(null); setStatus(""); $("kb-id").focus(); });
+  $("kb-id").addEventListener("input", function () { $("kb-id").removeAttribute("aria-invalid"); });
   $("kb-filter").addEventListener("change", loadList);
   $("kb-version-close").addEventListener("click", hideVersion);
   $("kb-restore").addEventListener("click", restoreVersion);

@@ -1,19 +1,32 @@
-"""Knowledge base: bot retrieval with scores, and the supervisors' article editor."""
+"""Knowledge base: bot retrieval with scores, and the supervisors' article editor.
+
+A new article is a draft (the bot and search do not use it) until it is published;
+``POST /articles`` only creates (409 for an id that exists), ``PUT /articles/{id}`` saves.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
 from hub.api.deps import ServicesDep
+from hub.assist import hit_json
 from hub.auth import SUPERVISORS, require_role
 from hub.identity import audit
-from hub.knowledge import import_articles, record_version
+from hub.knowledge import (
+    ArticleExists,
+    create_article,
+    find_article,
+    live_version,
+    record_version,
+    update_article,
+)
 from hub.models import Agent, Article, ArticleVersion, utcnow
 from hub.serialize import iso
 from kb.articles import Article as KbArticle
@@ -29,11 +42,25 @@ class ArticleBody(msgspec.Struct):
     tags: list[str] = []
 
 
+class NewArticleBody(ArticleBody, kw_only=True):
+    id: str
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,120}")  # kb_articles.slug holds 120
+
+
+def _kb_article(slug: str, data: ArticleBody) -> KbArticle:
+    return KbArticle(id=slug, title=data.title.strip(), body=data.body, locale=data.locale,
+                     questions=tuple(data.questions), products=tuple(data.products),
+                     tags=tuple(data.tags))
+
+
 def article_json(row: Article, full: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": row.slug, "title": row.title, "locale": row.locale, "published": row.published,
-        "version": row.version, "tags": row.tags, "products": row.products,
-        "answer": first_paragraph(row.body), "updated_at": iso(row.updated_at)}
+        "version": row.version, "live_version": live_version(row), "tags": row.tags,
+        "products": row.products, "answer": first_paragraph(row.body),
+        "updated_at": iso(row.updated_at)}
     if full:
         data.update(body=row.body, questions=row.questions)
     return data
@@ -57,9 +84,7 @@ class KnowledgeController(Controller):
         hits = knowledge.search(query, locale=locale, product=product, limit=max(1, min(limit, 20)))
         decision = knowledge.decide(query, locale=locale, product=product)
         return {
-            "items": [{"id": h.article_id, "title": h.title, "answer": h.short_answer,
-                       "score": h.score, "confidence": h.confidence, "locale": h.locale,
-                       "tags": list(h.tags), "products": list(h.products)} for h in hits],
+            "items": [hit_json(hit) for hit in hits],
             "decision": {"answer": decision.answer.article_id if decision.answer else None,
                          "confidence": decision.confidence, "reason": decision.reason,
                          "threshold": knowledge.threshold}}
@@ -78,17 +103,35 @@ class KnowledgeController(Controller):
     async def get_article(self, slug: FromPath[str], services: ServicesDep) -> dict[str, Any]:
         return await _article_detail(services, slug)
 
+    @post("/articles")
+    async def create(self, data: JSONBody[NewArticleBody], request: Request[Agent, str, Any],
+                     services: ServicesDep) -> dict[str, Any]:
+        """Create an article as an unpublished draft, version 1 (supervisors); an id that
+        exists, in any language, is refused with 409 rather than overwritten."""
+        require_role(request.user, *SUPERVISORS)
+        if not ID_PATTERN.fullmatch(data.id):
+            raise ClientException("the id may contain only letters, digits and hyphens "
+                                  "(1 to 120 of them)")
+        if not data.title.strip():
+            raise ClientException("the title is required")
+        async with services.sessions() as session, session.begin():
+            await _create(session, _kb_article(data.id, data), request.user.id)
+        return await _article_detail(services, data.id)
+
     @put("/articles/{slug:str}")
     async def save_article(self, slug: FromPath[str], data: JSONBody[ArticleBody],
                            request: Request[Agent, str, Any],
                            services: ServicesDep) -> dict[str, Any]:
-        """Create or update an article (supervisors); every change is a new version."""
+        """Save an article (supervisors); every change is a new version, and published or
+        not stays as it is. An id not taken yet creates the article, as a draft."""
         require_role(request.user, *SUPERVISORS)
-        article = KbArticle(id=slug, title=data.title.strip(), body=data.body, locale=data.locale,
-                            questions=tuple(data.questions), products=tuple(data.products),
-                            tags=tuple(data.tags))
+        article = _kb_article(slug, data)
         async with services.sessions() as session, session.begin():
-            await import_articles(session, [article], actor_id=request.user.id)
+            row = await find_article(session, slug)
+            if row is None:
+                await _create(session, article, request.user.id)
+            else:
+                await update_article(session, row, article, request.user.id)
         services.knowledge.invalidate()
         return await _article_detail(services, slug)
 
@@ -125,9 +168,15 @@ class KnowledgeController(Controller):
         return await _article_detail(services, slug)
 
 
+async def _create(session: Any, article: KbArticle, actor_id: int | None) -> None:
+    try:
+        await create_article(session, article, actor_id)
+    except ArticleExists as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
 async def _article(session: Any, slug: str) -> Article:
-    row = (await session.execute(select(Article).where(Article.slug == slug)
-                                 .limit(1))).scalar_one_or_none()
+    row = await find_article(session, slug)
     if row is None:
         raise NotFoundException(f"article {slug} not found")
     return row  # type: ignore[no-any-return]
@@ -139,9 +188,13 @@ async def _article_detail(services: ServicesDep, slug: str) -> dict[str, Any]:
         versions = (await session.execute(select(ArticleVersion).where(
             ArticleVersion.article_id == row.id).order_by(ArticleVersion.version.desc())
         )).scalars().all()
+    live = live_version(row)
+    # "published": whether the article was published when that version was made (history);
+    # "live": the version the bot answers from now — none while the article is unpublished
     return {**article_json(row, full=True), "versions": [
         {"version": v.version, "title": v.title, "body": v.body, "published": v.published,
-         "updated_by": v.updated_by, "created_at": iso(v.created_at)} for v in versions]}
+         "live": v.version == live, "updated_by": v.updated_by,
+         "created_at": iso(v.created_at)} for v in versions]}
 
 
 async def _set_published(slug: str, published: bool, agent: Agent,

@@ -324,8 +324,14 @@ def test_supervisor_downloads_the_voc_export_masked(browser: Browser, hub_url: s
     page.context.close()
 
 
-def test_supervisor_kb_editor_creates_tries_and_unpublishes(browser: Browser,
-                                                             hub_url: str) -> None:
+def _try(page: Page, question: str) -> None:
+    page.fill("#kb-try-q", question)
+    page.click("#kb-try button[type=submit]")
+    expect(page.locator("#kb-decision")).to_have_class(re.compile(r"\b(answer|handoff)\b"))
+
+
+def test_kb_editor_drafts_publishes_and_refuses_a_taken_id(browser: Browser,
+                                                           hub_url: str) -> None:
     page = signed_in(browser, hub_url, "lead@example.com", "demo-lead")
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -333,44 +339,83 @@ def test_supervisor_kb_editor_creates_tries_and_unpublishes(browser: Browser,
     page.goto(f"{hub_url}/kb?lang=en")
     expect(page.locator(".topnav a[href='/kb']")).to_have_attribute("aria-current", "page")
     expect(page.locator("#kb-list .kb-item").first).to_be_visible()  # the demo's articles
+    expect(page.locator("#kb-save")).to_have_text("Save draft")
+
+    # a new article is saved as a draft: not live, not used by the bot
     page.fill("#kb-id", "ja-umbrella")
     page.select_option("#kb-locale", "ja")
     page.fill("#kb-title", "傘の貸し出し")
     page.fill("#kb-questions", "傘を借りられますか")
-    page.fill("#kb-tags", "店舗, 傘")
     page.fill("#kb-body", "全店舗で傘を無料でお貸しします。\n\n詳しくは店舗スタッフへ。")
     expect(page.locator("#kb-preview")).to_have_text("全店舗で傘を無料でお貸しします。")
     page.click("#kb-save")
+    expect(page.locator("#kb-status")).to_contain_text("Saved as a draft (version 1)")
     item = page.locator("#kb-list li[data-id='ja-umbrella']")
     expect(item.locator(".kb-ver")).to_have_text("v1")
-    expect(item.locator(".kb-pub")).to_have_count(1)
+    expect(item.locator(".kb-draft")).to_have_count(1)
+    expect(item.locator(".kb-pub")).to_have_count(0)
+    expect(page.locator("#kb-current")).to_contain_text("Unpublished")
+    expect(page.locator("#kb-publish")).to_have_text("Publish")
     expect(page.locator("#kb-history .kb-hist-item")).to_have_count(1)
-    page.locator("#kb-history .kb-hist-item").first.click()
-    expect(page.locator("#kb-version-title")).to_have_text("傘の貸し出し")
+    expect(page.locator("#kb-history .kb-live")).to_have_count(0)
+    _try(page, "傘を借りられますか")
+    expect(page.locator("#kb-hits .kb-hit[data-id='ja-umbrella']")).to_have_count(0)
 
-    page.fill("#kb-try-q", "傘を借りられますか")
-    page.click("#kb-try button[type=submit]")
+    # publish makes it live; the history marks that version, and only it
+    page.click("#kb-publish")
+    expect(item.locator(".kb-pub")).to_have_count(1)
+    expect(item.locator(".kb-ver")).to_have_text("v2")
+    expect(page.locator("#kb-history .kb-live")).to_have_count(1)
+    expect(page.locator("#kb-history .kb-hist-item[data-version='2'] .kb-live")).to_have_text(
+        "Live")
+    expect(page.locator("#kb-save")).to_have_text("Save and update the live article")
+    _try(page, "傘を借りられますか")
     expect(page.locator("#kb-hits .kb-hit").first).to_have_attribute("data-id", "ja-umbrella")
-    expect(page.locator("#kb-decision")).to_contain_text("ja-umbrella")
 
+    # unpublished: no version is marked live any more
     page.click("#kb-publish")
     expect(item.locator(".kb-draft")).to_have_count(1)
-    expect(item.locator(".kb-ver")).to_have_text("v2")
     expect(page.locator("#kb-publish")).to_have_text("Publish")
+    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(3)
+    expect(page.locator("#kb-history .kb-live")).to_have_count(0)
 
-    page.fill("#kb-body", "傘の貸し出しは終了しました。")  # v3, then back to v1's text
+    # "New article" with an id that exists is refused, visibly; nothing is overwritten
+    before = page.request.get(f"{hub_url}/api/kb/articles/ja-complaint").json()
+    page.click("#kb-new")
+    page.fill("#kb-id", "ja-complaint")
+    page.fill("#kb-title", "上書きのつもりはない")
+    page.fill("#kb-body", "別の内容")
     page.click("#kb-save")
-    expect(item.locator(".kb-ver")).to_have_text("v3")
-    page.locator("#kb-history .kb-hist-item[data-version='1']").click()
-    expect(page.locator("#kb-restore")).to_be_visible()
-    page.click("#kb-restore")
+    status = page.locator("#kb-status")
+    expect(status).to_have_class(re.compile(r"\berror\b"))
+    expect(status).to_contain_text("ja-complaint")
+    expect(status).to_contain_text("already exists")
+    expect(page.locator("#kb-id")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#kb-title")).to_have_value("上書きのつもりはない")  # kept to retry
+    after = page.request.get(f"{hub_url}/api/kb/articles/ja-complaint").json()
+    assert (after["version"], after["title"], after["body"]) == (
+        before["version"], before["title"], before["body"])
+
+    # an article opened from the list is saved in place
+    item.locator("button").click()
+    expect(page.locator("#kb-id")).to_have_value("ja-umbrella")
+    page.fill("#kb-body", "傘の貸し出しは終了しました。")
+    page.click("#kb-save")
     expect(item.locator(".kb-ver")).to_have_text("v4")
+    expect(page.locator("#kb-status")).to_contain_text("Saved as a draft (version 4)")
+    page.locator("#kb-history .kb-hist-item[data-version='1']").click()  # v1's text back
+    expect(page.locator("#kb-version-title")).to_have_text("傘の貸し出し")
+    page.click("#kb-restore")
+    expect(item.locator(".kb-ver")).to_have_text("v5")
     expect(page.locator("#kb-body")).to_have_value(
         "全店舗で傘を無料でお貸しします。\n\n詳しくは店舗スタッフへ。")
-    expect(page.locator("#kb-status")).to_contain_text("Version 1 restored as v4")
-    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(4)
-    assert errors == []
-    # an API error reaches a visible message (as text)
+    expect(page.locator("#kb-status")).to_contain_text("Version 1 restored as v5")
+    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(5)
+    expect(item.locator(".kb-draft")).to_have_count(1)  # restoring does not publish
+    refused = "the server responded with a status of 409"  # the browser logs the refusal
+    assert [error for error in errors if refused not in error] == []
+
+    # an API error reaches a visible message, as text
     page.route("**/api/kb/articles/ja-umbrella", lambda route: route.fulfill(
         status=403, content_type="application/json",
         body=json.dumps({"error": {"code": "forbidden", "message": XSS}}))
@@ -384,16 +429,16 @@ def test_supervisor_kb_editor_creates_tries_and_unpublishes(browser: Browser,
 
 def test_agent_assist_and_channel_items(browser: Browser, hub_url: str) -> None:
     page = signed_in(browser, hub_url, "agent@example.com", "demo-agent")
-    kb_queries: list[str] = []
+    asked: list[str] = []
 
     def kb(route: Route) -> None:
-        kb_queries.append(route.request.url)
+        asked.append(route.request.url)
         route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "query": "Can I return this?",
             "items": [{"id": 1, "title": XSS, "answer": "Returns are free within 30 days.",
                        "score": 0.9, "confidence": "high"},
                       {"id": 2, "title": "Shipping", "answer": "We ship in 2 days.",
-                       "score": 0.4, "confidence": "low"}],
-            "decision": {}}))
+                       "score": 0.4, "confidence": "low"}]}))
 
     def detail(route: Route) -> None:
         response = route.fetch()

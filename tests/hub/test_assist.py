@@ -6,21 +6,9 @@ import pytest
 
 from channels.base import Inbound
 from hub.assist import is_question
-from hub.knowledge import import_directory
-from kb.articles import default_articles_dir
 from tests.conftest import RunningHub
 
-
-@pytest.fixture(autouse=True)
-def lexical_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMOHUB_KB_EMBEDDINGS", "0")
-
-
-@pytest.fixture
-async def kb_hub(hub: RunningHub) -> RunningHub:
-    async with hub.services.sessions() as session, session.begin():
-        await import_directory(session, default_articles_dir())
-    return hub
+pytestmark = pytest.mark.usefixtures("lexical_only")
 
 
 async def say(hub: RunningHub, *texts: str) -> int:

@@ -8,17 +8,7 @@ from hub.knowledge import export_directory, import_directory
 from kb.articles import default_articles_dir, load_directory
 from tests.conftest import RunningHub
 
-
-@pytest.fixture(autouse=True)
-def lexical_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMOHUB_KB_EMBEDDINGS", "0")
-
-
-@pytest.fixture
-async def kb_hub(hub: RunningHub) -> RunningHub:
-    async with hub.services.sessions() as session, session.begin():
-        await import_directory(session, default_articles_dir())
-    return hub
+pytestmark = pytest.mark.usefixtures("lexical_only")
 
 
 async def test_search_returns_scored_articles(kb_hub: RunningHub) -> None:
@@ -49,12 +39,15 @@ async def test_supervisor_edits_publish_and_history(kb_hub: RunningHub) -> None:
     assert refused.status_code == 403
     created = (await kb_hub.api("PUT", "/api/kb/articles/ja-gift", lead, json=body)).json()
     assert created["version"] == 1 and created["answer"] == "1点110円でギフト包装を承ります。"
+    assert created["published"] is False  # a draft until published
+    await kb_hub.api("POST", "/api/kb/articles/ja-gift/publish", lead)  # v2
     search = (await kb_hub.api("GET", "/api/kb/search?q=ギフト包装はできますか", agent)).json()
     assert search["items"][0]["id"] == "ja-gift"
 
     changed = (await kb_hub.api("PUT", "/api/kb/articles/ja-gift", lead,
                                 json={**body, "body": "1点220円です。"})).json()
-    assert changed["version"] == 2 and [v["version"] for v in changed["versions"]] == [2, 1]
+    assert changed["version"] == 3 and [v["version"] for v in changed["versions"]] == [3, 2, 1]
+    assert changed["published"] is True  # editing a published article keeps it published
     hidden = await kb_hub.api("POST", "/api/kb/articles/ja-gift/unpublish", lead)
     assert hidden.json()["published"] is False
     search = (await kb_hub.api("GET", "/api/kb/search?q=ギフト包装はできますか", agent)).json()
@@ -71,14 +64,15 @@ async def test_restoring_an_old_version_adds_a_new_one_and_the_bot_answers_with_
     await kb_hub.api("PUT", "/api/kb/articles/ja-rain", lead, json=body)
     await kb_hub.api("PUT", "/api/kb/articles/ja-rain", lead,
                      json={**body, "body": "台風の日は配達を見合わせます。"})
+    await kb_hub.api("POST", "/api/kb/articles/ja-rain/publish", lead)  # v3
     path = "/api/kb/articles/ja-rain/restore"
     assert (await kb_hub.api("POST", path, agent, json={"version": 1})).status_code == 403
     assert (await kb_hub.api("POST", path, lead, json={"version": 9})).status_code == 404
 
     restored = (await kb_hub.api("POST", path, lead, json={"version": 1})).json()
-    assert restored["version"] == 3 and restored["body"] == body["body"]
-    assert [v["version"] for v in restored["versions"]] == [3, 2, 1]
-    assert restored["versions"][1]["body"] == "台風の日は配達を見合わせます。"  # kept
+    assert restored["version"] == 4 and restored["body"] == body["body"]
+    assert [v["version"] for v in restored["versions"]] == [4, 3, 2, 1]
+    assert restored["versions"][2]["body"] == "台風の日は配達を見合わせます。"  # kept
     hits = (await kb_hub.api("GET", "/api/kb/search?q=雨の日も配達しますか", agent)).json()
     assert hits["items"][0]["id"] == "ja-rain"
     assert hits["items"][0]["answer"] == body["body"]
@@ -116,3 +110,100 @@ async def test_articles_imported_elsewhere_reach_search_and_the_bot(kb_hub: Runn
             questions=("傘の貸し出しはありますか",), body="全店舗で傘を無料でお貸しします。")])
     after = (await kb_hub.api("GET", "/api/kb/search?q=傘の貸し出しはありますか", token)).json()
     assert after["items"][0]["id"] == "ja-umbrella"
+
+
+GIFT = {"title": "ギフト包装", "locale": "ja", "questions": ["ギフト包装はできますか"],
+        "body": "1点110円でギフト包装を承ります。", "tags": ["gift"]}
+
+
+async def _asked(hub: RunningHub, token: str, question: str) -> list[str]:
+    found = (await hub.api("GET", "/api/kb/search", token, params={"q": question})).json()
+    return [item["id"] for item in found["items"]]
+
+
+async def test_a_new_article_is_a_draft_until_published(kb_hub: RunningHub) -> None:
+    agent = await kb_hub.login()
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    new = {**GIFT, "id": "ja-gift"}
+    assert (await kb_hub.api("POST", "/api/kb/articles", agent, json=new)).status_code == 403
+    response = await kb_hub.api("POST", "/api/kb/articles", lead, json=new)
+    assert response.status_code == 201, response.text
+    draft = response.json()
+    assert (draft["id"], draft["version"], draft["published"]) == ("ja-gift", 1, False)
+    assert draft["live_version"] is None
+    assert [(v["version"], v["live"]) for v in draft["versions"]] == [(1, False)]
+    assert "ja-gift" not in await _asked(kb_hub, agent, "ギフト包装はできますか")
+    listed = (await kb_hub.api("GET", "/api/kb/articles?locale=ja", lead)).json()["items"]
+    assert [a["published"] for a in listed if a["id"] == "ja-gift"] == [False]
+
+    # saving the draft again keeps it a draft
+    saved = (await kb_hub.api("PUT", "/api/kb/articles/ja-gift", lead,
+                              json={**GIFT, "body": "1点220円です。"})).json()
+    assert (saved["version"], saved["published"]) == (2, False)
+    assert "ja-gift" not in await _asked(kb_hub, agent, "ギフト包装はできますか")
+
+    published = await kb_hub.api("POST", "/api/kb/articles/ja-gift/publish", lead)
+    assert published.json()["published"] is True
+    assert (await _asked(kb_hub, agent, "ギフト包装はできますか"))[0] == "ja-gift"
+
+    # the older route creates drafts too
+    put = (await kb_hub.api("PUT", "/api/kb/articles/ja-wrap", lead,
+                            json={**GIFT, "title": "ラッピング"})).json()
+    assert (put["version"], put["published"]) == (1, False)
+
+
+async def test_creating_an_id_that_exists_is_refused(kb_hub: RunningHub) -> None:
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    before = (await kb_hub.api("GET", "/api/kb/articles/ja-complaint", lead)).json()
+    for locale in ("ja", "en"):  # an id names one article, whatever its language
+        refused = await kb_hub.api("POST", "/api/kb/articles", lead,
+                                   json={**GIFT, "id": "ja-complaint", "locale": locale})
+        assert refused.status_code == 409
+        error = refused.json()["error"]
+        assert error["code"] == "conflict" and "ja-complaint" in error["message"]
+    after = (await kb_hub.api("GET", "/api/kb/articles/ja-complaint", lead)).json()
+    assert after == before  # untouched: no new version, same text, still published
+    assert after["published"] is True
+
+    for bad in ("", "has space", "a/b", "x" * 121):
+        response = await kb_hub.api("POST", "/api/kb/articles", lead, json={**GIFT, "id": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "bad_request"
+    blank = await kb_hub.api("POST", "/api/kb/articles", lead,
+                             json={**GIFT, "id": "ja-blank", "title": "  "})
+    assert blank.status_code == 400
+
+    # saving an article one opened still works, in place
+    edited = await kb_hub.api("PUT", "/api/kb/articles/ja-complaint", lead,
+                              json={**GIFT, "title": "苦情の受付"})
+    assert edited.status_code == 200
+    assert (edited.json()["version"], edited.json()["title"]) == (before["version"] + 1,
+                                                                  "苦情の受付")
+    # ... even when its language changes: still one article with that id, not a second one
+    moved = (await kb_hub.api("PUT", "/api/kb/articles/ja-complaint", lead,
+                              json={**GIFT, "title": "苦情の受付", "locale": "en"})).json()
+    assert moved["locale"] == "en" and moved["version"] == before["version"] + 2
+    items = (await kb_hub.api("GET", "/api/kb/articles", lead)).json()["items"]
+    assert [a["id"] for a in items].count("ja-complaint") == 1
+
+
+async def test_history_marks_the_live_version_only_while_published(kb_hub: RunningHub) -> None:
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    path = "/api/kb/articles/ja-gift"
+    await kb_hub.api("POST", "/api/kb/articles", lead, json={**GIFT, "id": "ja-gift"})  # v1
+    await kb_hub.api("POST", f"{path}/publish", lead)  # v2, live
+    live = (await kb_hub.api("GET", path, lead)).json()
+    assert live["live_version"] == 2
+    assert [(v["version"], v["live"]) for v in live["versions"]] == [(2, True), (1, False)]
+
+    await kb_hub.api("POST", f"{path}/unpublish", lead)  # v3
+    hidden = (await kb_hub.api("GET", path, lead)).json()
+    assert hidden["published"] is False and hidden["live_version"] is None
+    assert not any(v["live"] for v in hidden["versions"])
+    assert [v["published"] for v in hidden["versions"]] == [False, True, False]  # as it was
+
+    await kb_hub.api("POST", f"{path}/publish", lead)  # v4
+    again = (await kb_hub.api("GET", path, lead)).json()
+    assert [v["version"] for v in again["versions"] if v["live"]] == [4]
+    listed = (await kb_hub.api("GET", "/api/kb/articles", lead)).json()["items"]
+    assert [a["live_version"] for a in listed if a["id"] == "ja-gift"] == [4]
