@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -233,9 +233,10 @@ class _Batch:
     snapshots (hub.rows). Like the ORM's unit of work, an UPDATE writes only the columns
     whose value changed."""
 
-    def __init__(self, session: Session, now: datetime, reopen_window: timedelta,
-                 look_for_stored: bool = True, senders: SenderCache | None = None) -> None:
-        self.session = session
+    def __init__(self, session: Session | Connection, now: datetime,
+                 reopen_window: timedelta, look_for_stored: bool = True,
+                 senders: SenderCache | None = None) -> None:
+        self.session = session  # in a transaction: a Session, or the SQLite writer's Connection
         self.now = now
         self.reopen_cutoff = now - reopen_window
         self.identities: dict[tuple[str, str], IdentityRow] = {}
@@ -245,13 +246,13 @@ class _Batch:
         self.opened: list[TicketRow] = []
         self.seen: dict[tuple[str, str], ItemRow] = {}
         self.changes: dict[tuple[type[Any], int], dict[str, Any]] = {}
-        bind = session.bind
-        self.sqlite = bind is not None and bind.dialect.name == "sqlite"
+        connection = session if isinstance(session, Connection) else session.connection()
+        self.sqlite = connection.dialect.name == "sqlite"
         # On SQLite a redelivery can be found by the INSERT itself (ON CONFLICT DO NOTHING
         # returns fewer ids), which saves a SELECT per batch; the rare batch that holds one
         # is rolled back and redone with the SELECT. Elsewhere, always look first.
         self.look_for_stored = look_for_stored or not self.sqlite
-        self.sqlite_statements = SqliteStatements(session) if self.sqlite else None
+        self.sqlite_statements = SqliteStatements(connection) if self.sqlite else None
         self.senders = None
         if senders is not None and self.sqlite_statements is not None:
             senders.check(self.sqlite_statements.dbapi_connection,
@@ -652,7 +653,7 @@ class Ingestor:
         memory) with the same code."""
         batches: list[_Batch] = []
 
-        def work(session: Session) -> list[IngestResult]:
+        def work(session: Session | Connection) -> list[IngestResult]:
             batch = _Batch(session, utcnow(), self._reopen_window, look_for_stored,
                            self._senders)
             batches.append(batch)

@@ -15,9 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Connection, Select, Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
 
 
 class _TableSql:
@@ -85,10 +84,9 @@ def _select_sql(statement: Select[Any], dialect: Dialect) -> _SelectSql:
 
 
 class SqliteStatements:
-    """The statements of one transaction of a Session bound to SQLite."""
+    """The statements of one transaction on a connection to SQLite."""
 
-    def __init__(self, session: Session) -> None:
-        connection = session.connection()  # begins the transaction (BEGIN IMMEDIATE)
+    def __init__(self, connection: Connection) -> None:
         self._dialect = connection.dialect
         self.dbapi_connection = connection.connection.dbapi_connection
         self._cursor = self.dbapi_connection.cursor()  # type: ignore[union-attr]

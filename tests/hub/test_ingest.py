@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound
@@ -227,17 +228,22 @@ async def test_sqlite_writer_rolls_back_what_a_failing_batch_wrote(tmp_path: Pat
     await migrate_async(url)
     writer = SqliteWriter(url)
 
-    def add_then_fail(session: Session) -> None:
-        session.add(Customer(display_name="half-written"))
-        session.flush()
-        raise RuntimeError("crash inside the batch")
+    def add(name: str, fail: bool) -> Callable[[Connection], None]:
+        def work(connection: Connection) -> None:
+            with Session(bind=connection) as session:  # joins the writer's transaction
+                session.add(Customer(display_name=name))
+                session.flush()
+            if fail:
+                raise RuntimeError("crash inside the batch")
+        return work
 
-    def customers(session: Session) -> int:
-        return len(session.execute(select(Customer.id)).all())
+    def customers(connection: Connection) -> list[str]:
+        return list(connection.execute(select(Customer.display_name)).scalars())
 
     try:
         with pytest.raises(RuntimeError):
-            await writer.run(add_then_fail)
-        assert await writer.run(customers) == 0
+            await writer.run(add("half-written", fail=True))
+        await writer.run(add("whole", fail=False))  # the same connection carries on
+        assert await writer.run(customers) == ["whole"]
     finally:
         writer.close()
