@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
 import weakref
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,22 +29,24 @@ from hub.models import (
 )
 from hub.serialize import iso, item_json
 from hub.services import Services
-from kb.bot import MESSAGES, Action, BotPolicy, BotState, Mode
+from kb.bot import Action, BotPolicy, BotState, Kind, Mode, feedback_verdict
 from kb.hours import HoursConfig
 from kb.index import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
 
-def feedback_value(text: str) -> bool | None:
-    """The bot's own "solved / not solved" quick replies, in any UI language."""
-    folded = unicodedata.normalize("NFKC", text).strip().lower()
-    for words in MESSAGES.values():
-        if folded == words["yes"].lower():
-            return True
-        if folded == words["no"].lower():
-            return False
-    return None
+# The reasons of a decision that rated the pending answer ("did this solve it?").
+RATED = {"helpful", "unhelpful", "unhelpful_twice"}
+
+
+@dataclass(frozen=True)
+class Rating:
+    """Feedback to record: on which answer (its timeline item, when known) and article."""
+
+    helpful: bool
+    article_id: str | None
+    answer_id: int | None
 
 
 class Assistant:
@@ -99,11 +100,18 @@ class Assistant:
             if await _agent_owns(session, conversation):
                 state = policy.on_agent_joined(state)
             before = state
-            state, action = await asyncio.to_thread(
-                _apply, policy, state, payload, conversation, utcnow())
+            chip = await _pressed_under(session, conversation, payload)
+            if chip is not None and not await _still_live(session, conversation, state, chip,
+                                                           payload):
+                state, action, rating = await _on_stale_reply(
+                    session, policy, state, payload, chip)
+            else:
+                state, action = await asyncio.to_thread(
+                    _apply, policy, state, payload, conversation, utcnow())
+                rating = await _rating(session, conversation, before, action, chip)
             conversation.bot_state = {**conversation.bot_state, **asdict(state)}
             conversation.bot_state["seen_message_ids"] = list(state.seen_message_ids)
-            system = _state_changes(conversation, before, state, action)
+            system = _state_changes(conversation, before, state, action, rating)
             session.add_all(system)
             await session.flush()
         for item in system:
@@ -145,7 +153,7 @@ def _apply(policy: BotPolicy, state: BotState, payload: dict[str, Any],
            conversation: Conversation, now: Any) -> tuple[BotState, Action]:
     text = payload.get("text") or ""
     locale = conversation.locale or guess_locale(text)
-    helpful = feedback_value(text)
+    helpful = feedback_verdict(text)
     message_id = str(payload["id"])
     if helpful is not None and state.last_article_id and message_id not in state.seen_message_ids:
         state = BotState(**{**asdict(state),
@@ -156,18 +164,136 @@ def _apply(policy: BotPolicy, state: BotState, payload: dict[str, Any],
 
 
 def _state_changes(conversation: Conversation, before: BotState, after: BotState,
-                   action: Action) -> list[TimelineItem]:
-    """What the timeline should show of a bot decision: feedback given, a handoff."""
+                   action: Action, rating: Rating | None) -> list[TimelineItem]:
+    """What the timeline should show of a bot decision: feedback given (on which answer
+    and article, so the figures count it there), a handoff."""
     items = []
-    if action.reason in {"helpful", "unhelpful"} or (
-            before.last_article_id and after.last_article_id is None
-            and after.unhelpful_streak > before.unhelpful_streak):
-        items.append(_system_item(conversation, "bot_feedback",
-                                  helpful=action.reason == "helpful"))
+    if rating is not None:
+        items.append(_system_item(conversation, "bot_feedback", helpful=rating.helpful,
+                                  article_id=rating.article_id, answer_id=rating.answer_id))
     if after.mode == Mode.WAITING and before.mode != Mode.WAITING:
         items.append(_system_item(conversation, "handoff", reason=action.reason,
                                   confidence=action.confidence))
     return items
+
+
+# -- quick replies: which bot message a pressed button belongs to -------------------------
+
+def _reply_to(payload: dict[str, Any]) -> int | None:
+    """The bot message a web chat quick reply was pressed under (``data.reply_to``)."""
+    data = payload.get("data")
+    value = data.get("reply_to") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def _pressed_under(session: AsyncSession, conversation: Conversation,
+                         payload: dict[str, Any]) -> TimelineItem | None:
+    """The bot message whose quick reply this customer message is; None for typed text (or
+    a reference to anything else: another ticket's item, a text that is not its button)."""
+    item_id = _reply_to(payload)
+    if item_id is None:
+        return None
+    item = await session.get(TimelineItem, item_id)
+    if (item is None or item.conversation_id != conversation.id
+            or item.sender_type != SenderType.BOT or item.direction != Direction.OUTBOUND):
+        return None
+    text = _folded(payload.get("text") or "")
+    replies = item.data.get("quick_replies") or []
+    return item if any(isinstance(r, str) and _folded(r) == text for r in replies) else None
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+async def _latest_to_customer(session: AsyncSession,
+                              conversation_id: int) -> TimelineItem | None:
+    """The newest message the customer was sent, by the bot or by an agent."""
+    return (await session.execute(select(TimelineItem).where(
+        TimelineItem.conversation_id == conversation_id,
+        TimelineItem.kind == ItemKind.MESSAGE,
+        TimelineItem.direction == Direction.OUTBOUND,
+        TimelineItem.sender_type.in_((SenderType.BOT, SenderType.AGENT)))
+        .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc())
+        .limit(1))).scalar_one_or_none()
+
+
+async def _still_live(session: AsyncSession, conversation: Conversation, state: BotState,
+                      chip: TimelineItem, payload: dict[str, Any]) -> bool:
+    """Quick replies are offered on the newest message only, and only while the bot has the
+    ticket (as in Intercom): after a newer message, a handoff or an agent, they are stale.
+    A rating is live only while its answer is still the one waiting for it."""
+    if state.mode != Mode.BOT:
+        return False
+    latest = await _latest_to_customer(session, conversation.id)
+    if latest is None or latest.id != chip.id:
+        return False
+    if feedback_verdict(payload.get("text") or "") is not None:
+        return (chip.data.get("bot_action") == Kind.ANSWER
+                and state.last_article_id is not None
+                and chip.data.get("article_id") == state.last_article_id)
+    return True
+
+
+async def _on_stale_reply(session: AsyncSession, policy: BotPolicy, state: BotState,
+                          payload: dict[str, Any], chip: TimelineItem,
+                          ) -> tuple[BotState, Action, Rating | None]:
+    """Never answered; a rating still counts, once, for the answer it was pressed under."""
+    state, action = policy.on_stale_reply(state, str(payload["id"]))
+    helpful = feedback_verdict(payload.get("text") or "")
+    article_id = chip.data.get("article_id")
+    if (action.reason != "stale_quick_reply" or helpful is None or not article_id
+            or chip.data.get("bot_action") != Kind.ANSWER
+            or await _rated(session, chip.conversation_id, chip.id)):
+        return state, action, None
+    return state, action, Rating(helpful, article_id, chip.id)
+
+
+async def _rating(session: AsyncSession, conversation: Conversation, before: BotState,
+                  action: Action, chip: TimelineItem | None) -> Rating | None:
+    """The feedback a decision took on the pending answer: the one its button was pressed
+    under, or, for typed feedback, the latest answer (of the pending article)."""
+    if action.reason not in RATED:
+        return None
+    answer = chip if chip is not None else await _latest_answer(session, conversation.id)
+    if answer is not None and answer.data.get("article_id") != before.last_article_id:
+        answer = None
+    return Rating(action.reason == "helpful", before.last_article_id,
+                  answer.id if answer is not None else None)
+
+
+async def _latest_answer(session: AsyncSession, conversation_id: int) -> TimelineItem | None:
+    return (await session.execute(select(TimelineItem).where(
+        TimelineItem.conversation_id == conversation_id,
+        TimelineItem.sender_type == SenderType.BOT,
+        TimelineItem.direction == Direction.OUTBOUND,
+        TimelineItem.data["bot_action"].as_string() == Kind.ANSWER.value)
+        .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc())
+        .limit(1))).scalar_one_or_none()
+
+
+async def _rated(session: AsyncSession, conversation_id: int, answer_id: int) -> bool:
+    query = select(TimelineItem.id).where(
+        TimelineItem.conversation_id == conversation_id,
+        TimelineItem.kind == ItemKind.SYSTEM,
+        TimelineItem.data["event"].as_string() == "bot_feedback",
+        TimelineItem.data["answer_id"].as_integer() == answer_id)
+    return bool((await session.execute(select(exists(query)))).scalar())
+
+
+async def live_quick_replies(session: AsyncSession,
+                             conversation: Conversation) -> tuple[int, list[str]] | None:
+    """The bot message whose quick replies the customer may still press, and those
+    replies: the newest message they were sent, when the bot wrote it and still has the
+    ticket (so a reloaded chat shows them again, and never stale ones)."""
+    state = BotState(**_known(conversation.bot_state))
+    if state.mode != Mode.BOT or await _agent_owns(session, conversation):
+        return None
+    latest = await _latest_to_customer(session, conversation.id)
+    if latest is None or latest.sender_type != SenderType.BOT:
+        return None
+    replies = [r for r in latest.data.get("quick_replies") or [] if isinstance(r, str)]
+    return (latest.id, replies) if replies and latest.id is not None else None
 
 
 def _known(raw: dict[str, Any]) -> dict[str, Any]:

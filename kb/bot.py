@@ -140,13 +140,28 @@ def messages(locale: str | None) -> dict[str, str]:
     return MESSAGES["en"] if locale and locale.startswith("en") else MESSAGES["ja"]
 
 
+# What customers type by hand for the same two answers (the whole message, nothing more).
+TYPED_FEEDBACK = {
+    True: ("解決しました", "解決できました", "solved", "it solved it"),
+    False: ("解決しませんでした", "解決できませんでした", "解決していません", "not solved"),
+}
+_TRAILING = "。．.！!〜~ 　"
+_VERDICTS = {
+    verdict: frozenset(
+        {normalize(m["yes" if verdict else "no"]) for m in MESSAGES.values()}
+        | {normalize(w) for w in TYPED_FEEDBACK[verdict]}
+    )
+    for verdict in (True, False)
+}
+
+
 def feedback_verdict(text: str) -> bool | None:
-    """A quick-reply answer to "did this solve it?" sent back as text (LINE, SMS…)."""
-    norm = normalize(text)
-    if norm in {normalize(m["yes"]) for m in MESSAGES.values()}:
-        return True
-    if norm in {normalize(m["no"]) for m in MESSAGES.values()}:
-        return False
+    """A quick-reply answer to "did this solve it?" sent back as text (LINE, SMS…), or
+    the same answer typed by hand."""
+    norm = normalize(text).rstrip(_TRAILING)
+    for verdict, words in _VERDICTS.items():
+        if norm in words:
+            return verdict
     return None
 
 
@@ -200,6 +215,15 @@ class BotPolicy:
         return state, Action(
             Kind.CLARIFY, "unhelpful", text, quick_replies=(messages(locale)["human"],)
         )
+
+    def on_stale_reply(self, state: BotState, message_id: str) -> tuple[BotState, Action]:
+        """A quick reply pressed under a message the conversation has since moved past (a
+        newer bot message, a handoff, an agent): remembered and never answered, so it can
+        neither hand off a second time nor bring a second answer. (The hub may still count
+        it as feedback on the older answer it belongs to.)"""
+        if message_id in state.seen_message_ids:
+            return state, Action(Kind.SILENT, "duplicate")
+        return _remember(state, message_id), Action(Kind.SILENT, "stale_quick_reply")
 
     def on_agent_joined(self, state: BotState) -> BotState:
         return replace(state, mode=Mode.AGENT)

@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from channels.base import Capabilities, Inbound, Outbound, SendResult
 from hub import events, links
+from hub.assistant import live_quick_replies
 from hub.ingest import IngestResult
 from hub.links import LinkError
-from hub.models import Identity
+from hub.models import Conversation, Identity
 from hub.realtime import ack_error
 from hub.security import BadToken
 from hub.serialize import customer_item_json, iso
@@ -90,6 +91,22 @@ class WebChat:
             return None
         async with self.services.sessions() as session, session.begin():
             return await links.redeem(session, self.services.signer, found, "web", visitor_id)
+
+    async def with_live_quick_replies(self, conversation_id: int | None,
+                                      items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """History shows the quick replies of the one bot message that still takes them
+        (the newest, while the bot has the ticket); older ones are history, not buttons."""
+        if conversation_id is None or not items:
+            return items
+        async with self.services.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            live = (await live_quick_replies(session, conversation)
+                    if conversation is not None else None)
+        if live is not None:
+            for item in items:
+                if item["id"] == live[0]:
+                    item["quick_replies"] = live[1]
+        return items
 
     async def send(self, outbound: Outbound) -> SendResult:
         payload = {
@@ -180,6 +197,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
             await asyncio.sleep(0)
         conversation_id, items = await self.channel.services.tickets.customer_view(
             "web", visitor_id)
+        items = await self.channel.with_live_quick_replies(conversation_id, items)
         await self.emit("session", {"visitor_token": token, "conversation_id": conversation_id},
                         to=sid)
         await self.emit("history", {"conversation_id": conversation_id, "items": items}, to=sid)
@@ -191,10 +209,12 @@ class WebChatNamespace(socketio.AsyncNamespace):
             return error
         session = await self.get_session(sid)
         client_id = clean_context(data.get("client_id"))
+        reply_to = data.get("reply_to")  # a quick reply: the id of the bot message it is under
         inbound = Inbound(
             channel="web", identity_kind="web", identity_value=session["visitor_id"],
             text=data["text"].strip(), locale=session["locale"],
             external_id=f"{session['visitor_id']}:{client_id}" if client_id else None,
+            data={"reply_to": reply_to} if reply_to is not None else {},
             product_sku=session["product"], store_id=session["store"])
         result = await self.channel.receive(inbound)
         if result.created:
@@ -205,6 +225,10 @@ class WebChatNamespace(socketio.AsyncNamespace):
     def _check_message(self, data: Any) -> dict[str, Any] | None:
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             return ack_error("bad_payload", 'expected {"text": string}')
+        reply_to = data.get("reply_to")
+        if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool)
+                                     or not 0 < reply_to < 2**63):
+            return ack_error("bad_payload", "reply_to must be the id of a message")
         text = data["text"].strip()
         if not text:
             return ack_error("empty_text", "text must not be empty")

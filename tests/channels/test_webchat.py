@@ -97,6 +97,24 @@ async def test_resend_with_the_same_client_id_is_stored_once(
     assert again["id"] == first["id"] and again["duplicate"] is True
 
 
+async def test_a_quick_reply_names_the_message_it_was_pressed_under(
+        hub: RunningHub, clients: list[Client]) -> None:
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    ack = await chat.call("message", {"text": "hello"})
+    token = await hub.login()
+    path = f"/api/conversations/{ack['conversation_id']}"
+    reply = (await hub.api("POST", f"{path}/messages", token, json={"text": "hi"})).json()
+    pressed = await chat.call("message", {"text": "解決した", "client_id": "q-1",
+                                          "reply_to": reply["id"]})
+    again = await chat.call("message", {"text": "解決した", "client_id": "q-1",
+                                        "reply_to": reply["id"]})
+    assert pressed["ok"] and again["duplicate"] and again["id"] == pressed["id"]
+    timeline = (await hub.api("GET", path, token)).json()["timeline"]
+    [item] = [i for i in timeline if i["id"] == pressed["id"]]
+    assert item["data"]["reply_to"] == reply["id"] and item["text"] == "解決した"
+
+
 async def test_history_never_shows_internal_notes(hub: RunningHub,
                                                   clients: list[Client]) -> None:
     chat = await customer(hub, clients)
@@ -133,7 +151,11 @@ async def test_expired_visitor_token_is_refused(hub: RunningHub, clients: list[C
 @pytest.mark.parametrize("payload,code", [
     ("just a string", "bad_payload"), ({"txt": "typo"}, "bad_payload"),
     ({"text": 42}, "bad_payload"), ({"text": "   "}, "empty_text"),
-    ({"text": "あ" * 10_001}, "too_long"), (None, "bad_payload")])
+    ({"text": "あ" * 10_001}, "too_long"), (None, "bad_payload"),
+    ({"text": "解決した", "reply_to": "12"}, "bad_payload"),
+    ({"text": "解決した", "reply_to": True}, "bad_payload"),
+    ({"text": "解決した", "reply_to": -1}, "bad_payload"),
+    ({"text": "解決した", "reply_to": 2**70}, "bad_payload")])
 async def test_malformed_messages_get_an_error_and_store_nothing(
         hub: RunningHub, clients: list[Client], payload: Any, code: str) -> None:
     chat = await customer(hub, clients)

@@ -11,12 +11,14 @@ import pytest
 import socketio
 from sqlalchemy import select
 
-from hub.assistant import Assistant, feedback_value, guess_locale
+from hub.assistant import Assistant, guess_locale
 from hub.knowledge import import_directory
 from hub.models import TimelineItem
 from hub.settings import Settings
 from kb.articles import default_articles_dir
+from kb.bot import feedback_verdict
 from tests.conftest import RunningHub
+from tests.socket_client import Client
 
 TIMEOUT = 20
 
@@ -162,8 +164,8 @@ async def test_odd_questions_get_a_safe_reply(
 
 
 def test_feedback_words_and_locale_guess() -> None:
-    assert feedback_value("解決した") is True and feedback_value(" No ") is False
-    assert feedback_value("返品したい") is None
+    assert feedback_verdict("解決した") is True and feedback_verdict(" No ") is False
+    assert feedback_verdict("返品したい") is None
     assert guess_locale("Where is my order?") == "en" and guess_locale("注文は？") == "ja"
 
 
@@ -194,3 +196,139 @@ async def test_shutdown_leaves_no_answer_running(settings: Settings) -> None:
     await stop_services(services)  # while the bot is still thinking about its answer
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
+
+
+# -- "did this solve it?": a button counts for the answer it was pressed under ------------
+
+RETURNS = "返品したいのですが、期限はいつまでですか？"
+SHIPPING = "送料はいくらですか？"
+
+
+async def press(client: socketio.AsyncClient, text: str, under: int,
+                client_id: str) -> dict[str, Any]:
+    """A quick reply pressed under the bot message ``under`` (what chat.js sends)."""
+    return await say_with(client, {"text": text, "client_id": client_id, "reply_to": under})
+
+
+async def say_with(client: socketio.AsyncClient, data: dict[str, Any]) -> dict[str, Any]:
+    ack = await client.call("message", data, namespace="/webchat", timeout=TIMEOUT)
+    assert ack["ok"], ack
+    return ack  # type: ignore[no-any-return]
+
+
+async def system_events(hub: RunningHub, conversation_id: int,
+                        event: str) -> list[dict[str, Any]]:
+    await assistant(hub).drain()
+    async with hub.services.sessions() as session:
+        rows = await session.execute(select(TimelineItem).where(
+            TimelineItem.conversation_id == conversation_id,
+            TimelineItem.kind == "system").order_by(TimelineItem.id))
+        return [i.data for i in rows.scalars() if i.data.get("event") == event]
+
+
+async def two_answers(client: socketio.AsyncClient,
+                      messages: asyncio.Queue[Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    ack = await say(client, RETURNS)
+    returns = await asyncio.wait_for(messages.get(), TIMEOUT)
+    await say(client, SHIPPING)
+    shipping = await asyncio.wait_for(messages.get(), TIMEOUT)
+    assert returns["quick_replies"] and shipping["quick_replies"]
+    return ack["conversation_id"], returns, shipping
+
+
+async def test_a_button_under_an_earlier_answer_rates_that_answer_once(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
+    client, messages = chat
+    conversation_id, returns, shipping = await two_answers(client, messages)
+    first = await press(client, "解決した", returns["id"], "fb-1")
+    again = await press(client, "解決した", returns["id"], "fb-1")  # a retry: stored once
+    assert again["duplicate"] and again["id"] == first["id"]
+    await press(client, "解決した", returns["id"], "fb-2")  # another tab: counted once
+    [rating] = await system_events(bot_hub, conversation_id, "bot_feedback")
+    assert rating == {"event": "bot_feedback", "helpful": True, "article_id": "ja-returns",
+                      "answer_id": returns["id"]}
+    # a stale button is never answered: no "glad it helped", no second answer
+    assert [i.id for i in await bot_items(bot_hub, conversation_id)] == [returns["id"],
+                                                                          shipping["id"]]
+
+    # the shipping answer is still the one waiting: its own button rates it
+    await press(client, "解決しない", shipping["id"], "fb-3")
+    retry = await asyncio.wait_for(messages.get(), TIMEOUT)
+    assert retry["sender_type"] == "bot" and retry["quick_replies"] == ["担当者と話す"]
+    ratings = await system_events(bot_hub, conversation_id, "bot_feedback")
+    assert [(r["article_id"], r["answer_id"], r["helpful"]) for r in ratings] == [
+        ("ja-returns", returns["id"], True), ("ja-delivery-time", shipping["id"], False)]
+    lead = await bot_hub.login("lead@example.com", "lead-password")
+    figures = (await bot_hub.api("GET", "/api/metrics", lead)).json()
+    assert (figures["bot"]["helpful"], figures["bot"]["unhelpful"]) == (1, 1)
+
+
+async def test_typed_feedback_rates_the_latest_answer(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
+    client, messages = chat
+    conversation_id, _returns, shipping = await two_answers(client, messages)
+    await say(client, "解決しました")
+    thanks = await asyncio.wait_for(messages.get(), TIMEOUT)
+    assert thanks["sender_type"] == "bot" and "よかった" in thanks["text"]
+    [rating] = await system_events(bot_hub, conversation_id, "bot_feedback")
+    assert (rating["article_id"], rating["answer_id"], rating["helpful"]) == (
+        "ja-delivery-time", shipping["id"], True)
+    assert await system_events(bot_hub, conversation_id, "handoff") == []
+
+
+async def test_stale_buttons_never_hand_off_twice(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
+    client, messages = chat
+    ack = await say(client, RETURNS)
+    answer = await asyncio.wait_for(messages.get(), TIMEOUT)
+    await press(client, "担当者と話す", answer["id"], "h-1")
+    handoff = await asyncio.wait_for(messages.get(), TIMEOUT)
+    assert "担当者" in handoff["text"] and handoff["quick_replies"] == []
+    token = await bot_hub.login()
+    path = f"/api/conversations/{ack['conversation_id']}"
+    await bot_hub.api("POST", f"{path}/messages", token, json={"text": "担当の青木です"})
+    await bot_hub.api("PATCH", path, token, json={"handoff": "bot"})
+    spoken = await bot_items(bot_hub, ack["conversation_id"])
+
+    # an old tab still shows the first answer's buttons: pressing them does nothing more
+    await press(client, "担当者と話す", answer["id"], "h-2")
+    await press(client, "解決しない", answer["id"], "h-3")
+    assert await bot_items(bot_hub, ack["conversation_id"]) == spoken
+    assert len(await system_events(bot_hub, ack["conversation_id"], "handoff")) == 1
+    detail = (await bot_hub.api("GET", path, token)).json()
+    assert detail["handoff"] == "bot"
+    # the rating still counts, for the answer it was about
+    [rating] = await system_events(bot_hub, ack["conversation_id"], "bot_feedback")
+    assert (rating["answer_id"], rating["helpful"]) == (answer["id"], False)
+
+
+async def test_a_reloaded_chat_offers_the_buttons_of_the_latest_answer_only(
+        bot_hub: RunningHub, clients: list[Client]) -> None:
+    chat = Client("/webchat")
+    clients.append(chat)
+    await chat.connect(bot_hub.url, {"locale": "ja"})
+    visitor = (await chat.next("session"))["visitor_token"]
+    asked = await chat.call("message", {"text": RETURNS})
+    returns = await chat.next("message")
+    await chat.call("message", {"text": SHIPPING})
+    shipping = await chat.next("message")
+
+    async def history() -> list[dict[str, Any]]:
+        await assistant(bot_hub).drain()
+        again = Client("/webchat")
+        clients.append(again)
+        await again.connect(bot_hub.url, {"visitor_token": visitor})
+        items: list[dict[str, Any]] = (await again.next("history"))["items"]
+        await again.sio.disconnect()
+        return items
+
+    offered = {i["id"]: i["quick_replies"] for i in await history() if "quick_replies" in i}
+    assert offered == {shipping["id"]: ["解決した", "解決しない", "担当者と話す"]}
+    assert returns["id"] not in offered
+
+    # once an agent has spoken, no button is offered any more (担当者と話す least of all)
+    token = await bot_hub.login()
+    await bot_hub.api("POST", f"/api/conversations/{asked['conversation_id']}/messages",
+                      token, json={"text": "担当の青木です"})
+    assert [i for i in await history() if "quick_replies" in i] == []
+

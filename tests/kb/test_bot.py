@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.bot import Action, BotPolicy, BotState, Kind, Mode, wants_human
+from kb.bot import Action, BotPolicy, BotState, Kind, Mode, feedback_verdict, wants_human
 from kb.hours import HoursConfig
 from kb.index import Decision, Hit
 
@@ -103,6 +104,43 @@ def test_quick_reply_text_counts_as_feedback(policy: BotPolicy) -> None:
     assert action.kind is Kind.HANDOFF and action.reason == "unhelpful_twice"
 
 
+@pytest.mark.parametrize(
+    "text,verdict",
+    [
+        ("解決しました", True),
+        ("解決しました！", True),
+        ("解決できました。", True),
+        ("解決しませんでした", False),
+        ("Yes, solved", True),
+        ("ＮＯ", False),
+        ("解決しました？", None),
+        ("ありがとう、でも返品したい", None),
+    ],
+)
+def test_typed_feedback_rates_the_pending_answer(
+    policy: BotPolicy, text: str, verdict: bool | None
+) -> None:
+    assert feedback_verdict(text) is verdict
+    state, _ = policy.on_customer_message(BotState(), "m1", "returns?")
+    state, action = policy.on_customer_message(state, "m2", text)
+    if verdict is not None:
+        assert action.kind is (Kind.ACKNOWLEDGE if verdict else Kind.CLARIFY)
+        assert state.last_article_id is None
+
+
+def test_a_stale_quick_reply_is_remembered_and_never_answered(policy: BotPolicy) -> None:
+    state, _ = policy.on_customer_message(BotState(), "m1", "returns?")
+    waiting = replace(state, mode=Mode.WAITING)
+    for before in (state, waiting):
+        after, action = policy.on_stale_reply(before, "m2")
+        assert action.kind is Kind.SILENT and action.reason == "stale_quick_reply"
+        assert after == replace(before, seen_message_ids=(*before.seen_message_ids, "m2"))
+        again, action = policy.on_stale_reply(after, "m2")
+        assert action.reason == "duplicate" and again == after
+        _, action = policy.on_customer_message(after, "m2", "人と話したい")
+        assert action.reason == "duplicate"  # a redelivery cannot hand off either
+
+
 def test_helpful_answer_resets_the_unhelpful_streak(policy: BotPolicy) -> None:
     state, _ = policy.on_customer_message(BotState(), "m1", "returns?")
     state, _ = policy.on_feedback(state, helpful=False)
@@ -161,6 +199,7 @@ EVENTS = st.lists(
             st.sampled_from(["returns", "complaint", "??", "", "人と話したい", "hello"]),
         ),
         st.tuples(st.just("feedback"), st.booleans(), st.none()),
+        st.tuples(st.just("stale_reply"), st.integers(0, 8), st.none()),
         st.tuples(st.just("agent_joined"), st.none(), st.none()),
         st.tuples(st.just("handed_back"), st.none(), st.none()),
     ),
@@ -185,6 +224,10 @@ def test_bot_never_speaks_twice_per_inbound_nor_over_an_agent(events) -> None:
             assert isinstance(action, Action)
         elif kind == "feedback":
             state, action = policy.on_feedback(state, helpful=value)
+        elif kind == "stale_reply":
+            state, action = policy.on_stale_reply(state, f"m{value}")
+            assert not action.speaks and state.mode == before.mode
+            assert f"m{value}" in state.seen_message_ids
         elif kind == "agent_joined":
             state, action = policy.on_agent_joined(state), None
         else:

@@ -4,7 +4,10 @@
  *    customer and ticket; a forged or expired one is dropped and we start fresh;
  *  - every send carries a client_id; unacknowledged sends are retried with the same
  *    client_id after a reconnect, so the hub stores each message once;
- *  - every string from the network reaches the DOM through textContent only.
+ *  - every string from the network reaches the DOM through textContent only;
+ *  - quick replies are offered on the newest message only (the server marks, in the
+ *    history, the one bot message that still takes them); a pressed one names the message
+ *    it was under (reply_to), so "solved" counts for that answer and no other.
  */
 (function () {
   "use strict";
@@ -153,22 +156,31 @@
     meta.appendChild(el("time", null, timeText(item.created_at)));
     li.appendChild(meta);
     var replies = Array.isArray(item.quick_replies) ? item.quick_replies : [];
-    if (replies.length) li.appendChild(quickReplies(replies));
+    if (replies.length && typeof item.id === "number") li.appendChild(quickReplies(replies, item.id));
     return li;
   }
 
-  function quickReplies(replies) {
+  function quickReplies(replies, itemId) {
     var box = el("div", "quick");
+    box.setAttribute("role", "group");
     replies.slice(0, 10).forEach(function (reply) {
       var label = typeof reply === "string" ? reply : reply && (reply.label || reply.text);
       var text = typeof reply === "string" ? reply : reply && (reply.text || reply.label);
       if (!label || !text) return;
       var button = el("button", "chip", label);
       button.type = "button";
-      button.addEventListener("click", function () { send(String(text)); box.remove(); });
+      button.addEventListener("click", function () {
+        clearQuickReplies();  // one press: every button goes, so none is pressed twice
+        send(String(text), itemId);
+      });
       box.appendChild(button);
     });
     return box;
+  }
+
+  /** The conversation moved on (a newer message, a handoff, an agent): older buttons go. */
+  function clearQuickReplies() {
+    Array.prototype.forEach.call(list.querySelectorAll(".quick"), function (box) { box.remove(); });
   }
 
   function render(item) {
@@ -176,6 +188,7 @@
     if (item.id && shown.has(item.id)) return;
     if (item.id) shown.add(item.id);
     var side = item.sender_type === "customer" ? "out" : "in";
+    if (side === "in") clearQuickReplies();
     var node = bubble(item, side);
     list.appendChild(node);
     if (side === "in") byId("typing").hidden = true;
@@ -225,12 +238,13 @@
 
   // ------------------------------------------------------------------ sending
 
-  function send(text) {
+  function send(text, replyTo) {
     text = String(text || "").trim();
     if (!text) return;
     showError("");
     stopTyping();
-    var entry = { clientId: uuid(), text: text, state: "sending", retryable: true };
+    var entry = { clientId: uuid(), text: text, state: "sending", retryable: true,
+                  replyTo: typeof replyTo === "number" ? replyTo : null };
     pending.set(entry.clientId, entry);
     renderPending(entry);
     emitPending(entry);
@@ -239,7 +253,9 @@
   function emitPending(entry) {
     entry.state = "sending";
     if (!socket || !socket.connected) return;  // sent again on (re)connect
-    socket.timeout(ACK_TIMEOUT).emit("message", { text: entry.text, client_id: entry.clientId },
+    var payload = { text: entry.text, client_id: entry.clientId };
+    if (entry.replyTo !== null) payload.reply_to = entry.replyTo;
+    socket.timeout(ACK_TIMEOUT).emit("message", payload,
       function (err, ack) {
         if (!pending.has(entry.clientId)) return;
         if (err) {
@@ -267,6 +283,8 @@
 
   function flushPending() {
     pending.forEach(function (entry) {
+      // a button pressed while offline: the history still offers them, but it was pressed
+      if (entry.replyTo !== null) clearQuickReplies();
       if (entry.state !== "failed" || entry.retryable) {
         if (entry.node && !entry.node.isConnected) list.appendChild(entry.node);
         if (entry.node) {
