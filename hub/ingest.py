@@ -43,6 +43,7 @@ from hub.text import clean_text
 log = logging.getLogger(__name__)
 Snapshot = dict[str, Any]  # a row's column values, as read or as last committed
 MAX_BATCH = 256
+GATHER_TURNS = 8  # loop turns a batch may wait while more messages keep arriving
 
 
 @dataclass
@@ -601,14 +602,27 @@ class Ingestor:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             results = await self._store(batch)
             # This batch's events and answers go out while the next batch is written; each
             # announcement waits for the one before, so events keep the order of commits.
             self._announcing = asyncio.create_task(
                 self._announce(self._announcing, batch, results), name="ingest-announce")
+
+    async def _next_batch(self) -> list[tuple[Inbound, asyncio.Future[IngestResult]]]:
+        """The first message that waits, and those that join it while the event loop still
+        has requests in hand: without a pause the writer would take the first one alone,
+        and under load the batches settle into one of one and one of all the rest."""
+        batch = [await self._queue.get()]
+        waiting = self._queue.qsize()
+        for _ in range(GATHER_TURNS):
+            await asyncio.sleep(0)  # one turn of the loop: ready requests reach the queue
+            if self._queue.qsize() == waiting:
+                break
+            waiting = self._queue.qsize()
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
 
     async def _store(self, batch: list[tuple[Inbound, asyncio.Future[IngestResult]]],
                      ) -> list[IngestResult | Exception]:

@@ -87,6 +87,29 @@ async def test_duplicates_inside_one_batch_are_stored_once(services: Services) -
     assert await count(services, TimelineItem) == 1
 
 
+async def test_messages_arriving_turn_after_turn_share_one_commit(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests reach ingest over several turns of the event loop (each is parsed and
+    verified first); the batch waits while more keep coming, so they commit together
+    instead of the first alone."""
+    sizes: list[int] = []
+    store = services.ingestor._store
+
+    async def counted(batch: list) -> list:
+        sizes.append(len(batch))
+        return await store(batch)
+
+    monkeypatch.setattr(services.ingestor, "_store", counted)
+
+    async def arrive(turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # the request's own work before it reaches ingest
+        await services.ingestor.ingest(web(f"visitor-{turns}", external_id=f"t{turns}"))
+
+    await asyncio.gather(*(arrive(turns) for turns in range(6)))
+    assert sizes == [6]
+
+
 async def test_concurrent_visitors_each_get_their_own_ticket(services: Services) -> None:
     inbounds = [web(f"visitor-{n % 7}", f"message {n}", external_id=f"m{n}") for n in range(70)]
     results = await asyncio.gather(*[services.ingestor.ingest(i) for i in inbounds])
