@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from channels.base import Inbound
 from hub import events
-from hub.db import SqliteWriter, migrate_async
+from hub.db import CHECKPOINT_EVERY_COMMITS, SqliteWriter, migrate_async
 from hub.models import Conversation, Customer, Identity, TimelineItem, utcnow
 from hub.services import Services
 
@@ -268,5 +270,33 @@ async def test_sqlite_writer_rolls_back_what_a_failing_batch_wrote(tmp_path: Pat
             await writer.run(add("half-written", fail=True))
         await writer.run(add("whole", fail=False))  # the same connection carries on
         assert await writer.run(customers) == ["whole"]
+    finally:
+        writer.close()
+
+
+async def test_committed_rows_reach_the_database_file_off_the_writers_thread(
+        tmp_path: Path) -> None:
+    """The writer's commits go to the WAL; a thread of its own copies them into the
+    database file (a copy of that file alone, without its WAL, holds them)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
+    await migrate_async(url)
+    writer = SqliteWriter(url)
+
+    def add(n: int) -> Callable[[Connection], None]:
+        def work(connection: Connection) -> None:
+            with Session(bind=connection) as session:
+                session.add(Customer(display_name=f"customer {n}"))
+                session.flush()
+        return work
+
+    try:
+        for n in range(CHECKPOINT_EVERY_COMMITS):
+            await writer.run(add(n))
+        writer.checkpointer.wait()
+        alone = tmp_path / "alone.db"
+        alone.write_bytes((tmp_path / "writer.db").read_bytes())
+        with closing(sqlite3.connect(alone)) as copy:
+            assert copy.execute("SELECT count(*) FROM customers").fetchone()[0] == \
+                CHECKPOINT_EVERY_COMMITS
     finally:
         writer.close()
