@@ -1,4 +1,5 @@
-"""The supervisor's figures for a period: volume, speed, channels and what the bot did."""
+"""The supervisor's figures for a period: volume, speed, channels, what the bot did, and
+which knowledge-base articles its answers need fixing."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from hub.models import Conversation, Direction, SenderType, Status, TimelineItem, utcnow
+from hub.models import (
+    Article,
+    Conversation,
+    Direction,
+    ItemKind,
+    SenderType,
+    Status,
+    TimelineItem,
+    utcnow,
+)
 from hub.serialize import iso
 from hub.tickets import TicketError
 
@@ -33,6 +44,7 @@ async def collect(session: AsyncSession, start: datetime, end: datetime) -> dict
         "messages_by_channel": await _by_channel(session, start, end),
         "messages_by_day": await _by_day(session, start, end),
         "bot": await _bot(session, start, end),
+        "articles": await _articles(session, start, end),
     }
 
 
@@ -114,3 +126,102 @@ async def _contained(session: AsyncSession, start: datetime, end: datetime) -> i
     return await _count(session, select(func.count()).select_from(Conversation).where(
         Conversation.resolved_at >= start, Conversation.resolved_at < end,
         answered_by(SenderType.BOT), ~answered_by(SenderType.AGENT)))
+
+
+ARTICLE_LIMIT = 10  # the articles that most need attention; the rest are fine or quiet
+_OUTCOMES = ("answered", "helpful", "unhelpful", "handed_off")
+
+
+def _article_of(item: Any) -> Any:
+    return item.data["article_id"].as_string()
+
+
+def _is_answer(item: Any) -> Any:
+    return sa.and_(item.sender_type == SenderType.BOT, item.direction == Direction.OUTBOUND,
+                   item.data["bot_action"].as_string() == "answer")
+
+
+def _before(item: Any, earlier: Any) -> Any:
+    return (earlier.conversation_id == item.conversation_id, earlier.kind == ItemKind.MESSAGE,
+            earlier.created_at <= item.created_at)
+
+
+def _latest(query: Any, earlier: Any) -> Any:
+    return (query.order_by(earlier.created_at.desc(), earlier.id.desc()).limit(1)
+            .correlate(TimelineItem).scalar_subquery())
+
+
+def _answered_before(item: Any) -> Any:
+    """The article of the bot's latest answer before ``item`` in its ticket (feedback
+    recorded before events named their article)."""
+    earlier = aliased(TimelineItem)
+    return _latest(select(_article_of(earlier)).where(*_before(item, earlier),
+                                                      _is_answer(earlier)), earlier)
+
+
+def _replied_before(item: Any) -> Any:
+    """The article of the latest message the customer was sent before ``item``, when the
+    bot answered it with one: a handoff right after an answer counts against that answer."""
+    earlier = aliased(TimelineItem)
+    return _latest(select(sa.case((_is_answer(earlier), _article_of(earlier)))).where(
+        *_before(item, earlier), earlier.direction == Direction.OUTBOUND,
+        earlier.sender_type.in_((SenderType.BOT, SenderType.AGENT))), earlier)
+
+
+async def _articles(session: AsyncSession, start: datetime,
+                    end: datetime) -> list[dict[str, Any]]:
+    """Per article: the bot's answers with it, their helpful and unhelpful ratings and the
+    handoffs that followed them in the period (one grouped query), the ones that need
+    attention first: most unhelpful, then the lowest helpful rate, then most handoffs."""
+    item = TimelineItem
+    one, zero = literal_column("1"), literal_column("0")
+    in_period = (item.created_at >= start, item.created_at < end)
+    event = item.data["event"].as_string()
+
+    def row(article: Any, answered: Any = zero, helpful: Any = zero, unhelpful: Any = zero,
+            handed_off: Any = zero) -> Any:
+        return select(article.label("article"), answered.label("answered"),
+                      helpful.label("helpful"), unhelpful.label("unhelpful"),
+                      handed_off.label("handed_off"))
+
+    rated = item.data["helpful"].as_boolean()
+    events = sa.union_all(
+        row(_article_of(item), answered=one).where(*in_period, _is_answer(item)),
+        row(func.coalesce(_article_of(item), _answered_before(item)),
+            helpful=sa.case((rated, one), else_=zero),
+            unhelpful=sa.case((rated, zero), else_=one)).where(
+            *in_period, event == "bot_feedback"),
+        row(_replied_before(item), handed_off=one).where(*in_period, event == "handoff"),
+    ).subquery()
+    totals = await session.execute(
+        select(events.c.article, *(func.sum(events.c[name]) for name in _OUTCOMES))
+        .where(events.c.article.is_not(None)).group_by(events.c.article))
+    articles = [{"id": article, "title": None,
+                 **{name: int(n or 0) for name, n in zip(_OUTCOMES, counts, strict=True)}}
+                for article, *counts in totals.all()]
+    for entry in articles:
+        rated_count = entry["helpful"] + entry["unhelpful"]
+        entry["helpful_rate"] = round(entry["helpful"] / rated_count, 3) if rated_count else None
+    articles.sort(key=_needs_attention)
+    articles = articles[:ARTICLE_LIMIT]
+    await _titles(session, articles)
+    return articles
+
+
+def _needs_attention(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """Most unhelpful first, then the lowest helpful rate (unrated counts as fine), then
+    most handoffs, most answers, and the id so the order is stable."""
+    rate = 1.0 if entry["helpful_rate"] is None else entry["helpful_rate"]
+    return (-entry["unhelpful"], rate, -entry["handed_off"], -entry["answered"], entry["id"])
+
+
+async def _titles(session: AsyncSession, articles: list[dict[str, Any]]) -> None:
+    """Titles from the knowledge base (an id names one article whatever its language: the
+    first row, as the editor finds it); an article deleted since keeps title None."""
+    if not articles:
+        return
+    rows = await session.execute(select(Article.slug, Article.title).where(
+        Article.slug.in_([entry["id"] for entry in articles])).order_by(Article.id.desc()))
+    titles = dict(rows.all())
+    for entry in articles:
+        entry["title"] = titles.get(entry["id"])

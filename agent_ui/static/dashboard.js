@@ -143,6 +143,8 @@
       .map(function (k) {
         return { key: k, label: t("dashboard.bot." + k), value: Number(bot[k]) || 0, cls: "bot-" + k };
       }), t("dashboard.bot"));
+
+    articleTable($("chart-articles"), Array.isArray(data.articles) ? data.articles : []);
   }
 
   function empty(box) {
@@ -210,6 +212,54 @@
       chart.appendChild(group);
     });
     box.appendChild(chart);
+  }
+
+  var ARTICLE_COLUMNS = ["answered", "helpful", "unhelpful", "handed_off"];
+
+  /** The articles that need attention, as the API orders them: one row each with its
+   * counts and a helpful / not helpful bar. The KB editor has no address per article, so
+   * a row names the article's id (and says when it is no longer in the knowledge base). */
+  function articleTable(box, articles) {
+    clear(box);
+    if (!articles.length) return empty(box);
+    var head = el("tr", null, [el("th", { scope: "col" }, t("dashboard.articles.article"))]
+      .concat(ARTICLE_COLUMNS.map(function (key) {
+        return el("th", { scope: "col", class: "num" }, t("dashboard.articles." + key));
+      }))
+      .concat([el("th", { scope: "col" }, t("dashboard.articles.rate"))]));
+    var rows = articles.map(function (article) {
+      var id = String(article && article.id || "");
+      var title = article && article.title ? String(article.title) : "";
+      var name = el("th", { scope: "row", class: "article-name" }, [
+        el("span", { class: "article-title" }, title || id),
+        el("span", { class: "article-id" }, title ? id : t("dashboard.articles.deleted"))
+      ]);
+      return el("tr", { class: "article-row" + (title ? "" : " gone"), "data-id": id },
+        [name].concat(ARTICLE_COLUMNS.map(function (key) {
+          var n = Number(article[key]) || 0;
+          return el("td", { class: "num " + key + (n > 0 ? " some" : "") }, num(n));
+        })).concat([el("td", { class: "rate" }, rateBar(article))]));
+    });
+    box.appendChild(el("table", { class: "article-table" },
+      [el("thead", null, head), el("tbody", null, rows)]));
+  }
+
+  /** Helpful (green) against not helpful (red), with the rate beside it. */
+  function rateBar(article) {
+    var helpful = Number(article.helpful) || 0, unhelpful = Number(article.unhelpful) || 0;
+    var rated = helpful + unhelpful, width = 100, height = 10;
+    var label = t("dashboard.articles.rate_label", { helpful: num(helpful), unhelpful: num(unhelpful) });
+    var chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "svg-chart rate-bar",
+      role: "img", "aria-label": label, width: width, height: height });
+    chart.appendChild(svg("title", null, label));
+    chart.appendChild(svg("rect", { class: "track", x: 0, y: 0, width: width, height: height, rx: 3 }));
+    if (rated) {
+      var good = Math.round((helpful / rated) * width);
+      chart.appendChild(svg("rect", { class: "part helpful", x: 0, y: 0, width: good, height: height }));
+      chart.appendChild(svg("rect", { class: "part unhelpful", x: good, y: 0, width: width - good, height: height }));
+    }
+    var text = rated ? Math.round((helpful / rated) * 100) + "%" : t("dashboard.articles.unrated");
+    return [chart, el("span", { class: "rate-value" }, text)];
   }
 
   // ---------------------------------------------------------------- LINE push quota

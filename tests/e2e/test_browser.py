@@ -309,6 +309,63 @@ def test_supervisor_dashboard_draws_figures_and_svg_charts(browser: Browser, hub
     page.context.close()
 
 
+def test_supervisor_dashboard_lists_the_articles_that_need_attention(
+        browser: Browser, hub_url: str) -> None:
+    # a customer finds the bot's answer no help
+    customer = _customer(browser, hub_url, "?lang=ja")
+    answers = customer.locator(".msg.from-bot[data-id]")
+    _send(customer, f"返品したいのですが、期限はいつまでですか？ ({uuid.uuid4().hex[:6]})")
+    expect(answers.locator(".quick .chip")).to_have_count(3)
+    answer_id, count = answers.last.get_attribute("data-id"), answers.count()
+    answers.last.locator(".chip", has_text="解決しない").click()
+    expect(answers).to_have_count(count + 1)  # the bot's next word: the rating is recorded
+    expect(customer.locator(f".msg[data-id='{answer_id}'] .quick")).to_have_count(0)
+
+    page = signed_in(browser, hub_url, "lead@example.com", "demo-lead")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    found = page.request.get(f"{hub_url}/api/conversations",
+                             params={"q": "返品したいのですが"}).json()["items"]
+    timeline = [item for c in found
+                for item in page.request.get(f"{hub_url}/api/conversations/{c['id']}")
+                .json()["timeline"]]
+    [article] = [i["data"]["article_id"] for i in timeline if str(i["id"]) == answer_id]
+    page.goto(f"{hub_url}/dashboard?lang=en")
+    expect(page.locator("#articles-title")).to_have_text("Articles that need attention")
+    row = page.locator(f"#chart-articles tr.article-row[data-id='{article}']")
+    expect(row).to_be_visible()
+    expect(row.locator(".article-id")).to_have_text(article)
+    expect(row.locator(".article-title")).not_to_have_text(article)  # its title from the KB
+    expect(row.locator("td.unhelpful")).not_to_have_text("0")
+    expect(row.locator(".rate-bar .part.unhelpful")).to_have_count(1)
+
+    # titles are text, and an article deleted since is named by its id
+    def more(route: Route) -> None:
+        data = route.fetch().json()
+        data["articles"] = [
+            {"id": "x-1", "title": XSS, "answered": 3, "helpful": 1, "unhelpful": 2,
+             "handed_off": 1, "helpful_rate": 0.333},
+            {"id": "gone-1", "title": None, "answered": 1, "helpful": 0, "unhelpful": 0,
+             "handed_off": 0, "helpful_rate": None}]
+        route.fulfill(json=data)
+
+    page.route(re.compile(r".*/api/metrics\?.*"), more)
+    page.goto(f"{hub_url}/dashboard?lang=ja")
+    expect(page.locator("#articles-title")).to_have_text("改善が必要な記事")
+    rows = page.locator("#chart-articles tr.article-row")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator(".article-title")).to_have_text(XSS)
+    expect(rows.first.locator(".rate-value")).to_have_text("33%")
+    expect(rows.last.locator(".article-title")).to_have_text("gone-1")
+    expect(rows.last.locator(".article-id")).to_have_text("ナレッジベースから削除済み")
+    expect(rows.last.locator(".rate-value")).to_have_text("評価なし")
+    assert page.locator("img[src='x'], #chart-articles script").count() == 0
+    assert errors == []
+    page.context.close()
+    customer.context.close()
+
+
 def test_supervisor_downloads_the_voc_export_masked(browser: Browser, hub_url: str) -> None:
     page = signed_in(browser, hub_url, "lead@example.com", "demo-lead")
     page.goto(f"{hub_url}/dashboard?lang=en")
