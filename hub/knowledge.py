@@ -2,12 +2,18 @@
 
 Markdown files with front matter are the source of truth for a shop's articles; importing
 stores each as a row (keyed by id + locale) and keeps every change as a version.
+
+The article row holds the text the bot answers from (the live version, while published).
+An edit of a published article is not live at once: it is a pending draft, a newer
+version, until it is published (the draft becomes the live version) or discarded (a newer
+version restates the live text; history is append-only). An unpublished article has no
+pending draft; it is edited in place. Importing publishes what it imports directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +38,11 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[ArticleError] = field(default_factory=list)
+    discarded_drafts: list[str] = field(default_factory=list)  # ids whose live text changed
+
+
+CONTENT = ("title", "body", "locale", "questions", "products", "tags")  # a version, whole
+Content = Mapping[str, object]
 
 
 def _row_values(article: KbArticle) -> dict[str, object]:
@@ -39,17 +50,54 @@ def _row_values(article: KbArticle) -> dict[str, object]:
             "products": list(article.products), "tags": list(article.tags)}
 
 
-def record_version(session: AsyncSession, row: Article, actor_id: int | None) -> None:
-    """Keep the article as it now stands in its history (every change is a version)."""
-    session.add(ArticleVersion(article_id=row.id, version=row.version,  # type: ignore[arg-type]
-                               title=row.title, body=row.body, questions=row.questions,
-                               published=row.published, updated_by=actor_id))
+def _article_content(article: KbArticle) -> dict[str, object]:
+    return {**_row_values(article), "locale": article.locale}
+
+
+def content_of(source: Article | ArticleVersion) -> dict[str, object]:
+    """The text of an article row or of a version (lists copied)."""
+    return {key: list(value) if isinstance(value := getattr(source, key), list) else value
+            for key in CONTENT}
+
+
+def _apply(row: Article, content: Content) -> None:
+    for key in CONTENT:
+        value = content[key]
+        setattr(row, key, list(value) if isinstance(value, list | tuple) else value)
+
+
+def record_version(session: AsyncSession, row: Article, actor_id: int | None,
+                   draft: Content | None = None) -> None:
+    """Keep the article as it now stands in its history (every change is a version) — or,
+    given ``draft``, that text as the pending draft ``row.draft_version``."""
+    content = content_of(row) if draft is None else {key: draft[key] for key in CONTENT}
+    session.add(ArticleVersion(
+        article_id=row.id, version=row.version if draft is None else row.draft_version,  # type: ignore[arg-type]
+        published=row.published, draft=draft is not None, updated_by=actor_id, **content))
 
 
 def live_version(row: Article) -> int | None:
-    """The version the bot answers from: the current one while the article is published
-    (editing a published article changes what is live), none while it is not."""
+    """The version the bot answers from — the article row's text — while the article is
+    published (a pending draft is not live), none while it is not."""
     return row.version if row.published else None
+
+
+def newest_version(row: Article) -> int:
+    """The article's newest version: its pending draft if there is one."""
+    return row.draft_version if row.draft_version is not None else row.version
+
+
+async def find_version(session: AsyncSession, row: Article, number: int) -> ArticleVersion | None:
+    return (await session.execute(select(ArticleVersion).where(
+        ArticleVersion.article_id == row.id, ArticleVersion.version == number)
+    )).scalars().first()
+
+
+async def pending_draft(session: AsyncSession, row: Article) -> ArticleVersion | None:
+    """The edit of a published article waiting to be published, if any."""
+    if row.draft_version is None:
+        return None
+    return await find_version(session, row, row.draft_version)
 
 
 class ArticleExists(ValueError):
@@ -88,18 +136,96 @@ async def create_article(session: AsyncSession, article: KbArticle, actor_id: in
 
 async def update_article(session: AsyncSession, row: Article, article: KbArticle,
                          actor_id: int | None) -> bool:
-    """Save ``article``'s text over ``row`` as a new version (its language may change too);
-    published or not stays as it is. False when nothing changed (no new version)."""
-    values = {**_row_values(article), "locale": article.locale}
-    if all(getattr(row, key) == value for key, value in values.items()):
+    """Save ``article``'s text (its language may change too) as a new version: over an
+    unpublished article in place; for a published one as its pending draft, the live text
+    untouched. False when nothing changed (no new version)."""
+    return await _save(session, row, _article_content(article), actor_id, "kb.update")
+
+
+async def _save(session: AsyncSession, row: Article, content: Content, actor_id: int | None,
+                action: str, always: bool = False, **details: object) -> bool:
+    if row.published:
+        draft = await pending_draft(session, row)
+        if not always and content_of(draft if draft is not None else row) == dict(content):
+            return False
+        row.draft_version = newest_version(row) + 1
+        record_version(session, row, actor_id, draft=content)
+        audit(session, action, "article", row.id, actor_id, version=row.draft_version,
+              draft=True, **details)
+        return True
+    if not always and content_of(row) == dict(content):
         return False
-    for key, value in values.items():
-        setattr(row, key, value)
+    _apply(row, content)
     row.version += 1
     row.updated_at = utcnow()
     row.updated_by = actor_id
     record_version(session, row, actor_id)
-    audit(session, "kb.update", "article", row.id, actor_id, version=row.version)
+    audit(session, action, "article", row.id, actor_id, version=row.version, **details)
+    return True
+
+
+async def restore_version(session: AsyncSession, row: Article, number: int,
+                          actor_id: int | None) -> bool:
+    """Bring back version ``number``'s text as a new version (history is never rewritten):
+    a published article's as its pending draft, an unpublished one's in place. False when
+    there is no such version."""
+    old = await find_version(session, row, number)
+    if old is None:
+        return False
+    await _save(session, row, content_of(old), actor_id, "kb.restore", always=True,
+                restored_version=number)
+    return True
+
+
+async def publish_article(session: AsyncSession, row: Article, actor_id: int | None) -> bool:
+    """Make the article live: an unpublished one as a new version; a published one's pending
+    draft becomes its live version. False when there is nothing to publish."""
+    if row.published:
+        draft = await pending_draft(session, row)
+        if draft is None:
+            return False
+        _apply(row, content_of(draft))
+        row.version, row.draft_version = draft.version, None
+    else:
+        row.published = True
+        row.version += 1
+        record_version(session, row, actor_id)
+    row.updated_at = utcnow()
+    row.updated_by = actor_id
+    audit(session, "kb.publish", "article", row.id, actor_id, version=row.version)
+    return True
+
+
+async def unpublish_article(session: AsyncSession, row: Article, actor_id: int | None) -> bool:
+    """Take the article away from the bot, as a new version; a pending draft becomes its text
+    (an unpublished article is all draft). False when it is not published."""
+    if not row.published:
+        return False
+    draft = await pending_draft(session, row)
+    if draft is not None:
+        _apply(row, content_of(draft))
+    row.published = False
+    row.version, row.draft_version = newest_version(row) + 1, None
+    row.updated_at = utcnow()
+    row.updated_by = actor_id
+    record_version(session, row, actor_id)
+    audit(session, "kb.unpublish", "article", row.id, actor_id, version=row.version)
+    return True
+
+
+async def discard_draft(session: AsyncSession, row: Article, actor_id: int | None) -> bool:
+    """Drop a published article's pending edit. The draft stays in the history; a newer
+    version restates the live text (so the history says so), the text the bot answers with
+    unchanged. False when there is no pending draft."""
+    if row.draft_version is None:
+        return False
+    discarded = row.draft_version
+    row.version, row.draft_version = discarded + 1, None
+    row.updated_at = utcnow()
+    row.updated_by = actor_id
+    record_version(session, row, actor_id)
+    audit(session, "kb.discard", "article", row.id, actor_id, discarded_version=discarded,
+          version=row.version)
     return True
 
 
@@ -116,9 +242,13 @@ async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
             session.add(row)
             report.created += 1
         elif any(getattr(row, key) != value for key, value in values.items()):
+            # imported text is live at once; a pending draft was an edit of the text it
+            # replaces, so it is discarded (it stays in the history)
+            if row.draft_version is not None:
+                report.discarded_drafts.append(row.slug)
             for key, value in values.items():
                 setattr(row, key, value)
-            row.version += 1
+            row.version, row.draft_version = newest_version(row) + 1, None
             row.updated_at = utcnow()
             report.updated += 1
         else:
@@ -130,7 +260,7 @@ async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
         if progress:
             progress(number, len(articles))
     audit(session, "kb.import", "kb", None, actor_id, created=report.created,
-          updated=report.updated)
+          updated=report.updated, discarded_drafts=report.discarded_drafts)
     return report
 
 
@@ -143,6 +273,8 @@ async def import_directory(session: AsyncSession, directory: Path,
 
 
 async def published_articles(session: AsyncSession) -> list[KbArticle]:
+    """The live text of every published article (never a pending draft): what the bot,
+    search and agent suggestions answer from."""
     rows = (await session.execute(select(Article).where(Article.published.is_(True))
                                   .order_by(Article.id))).scalars()
     return [KbArticle(id=row.slug, title=row.title, body=row.body, locale=row.locale,
@@ -221,7 +353,9 @@ class KnowledgeCache:
 
 
 async def _fingerprint(session: AsyncSession) -> tuple[object, ...]:
-    """Changes whenever an article is added, edited, published or unpublished."""
+    """Changes whenever the live text changes: an article added, edited while unpublished,
+    published (a draft too: its version becomes the live one), unpublished, or a draft
+    discarded. Saving a pending draft leaves it as it is (the bot's text is the same)."""
     row = (await session.execute(select(
         func.count(Article.id), func.coalesce(func.sum(Article.version), 0),
         func.max(Article.updated_at)))).one()

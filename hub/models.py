@@ -328,7 +328,13 @@ class LinkAttempt(SQLModel, table=True):
 
 
 class Article(SQLModel, table=True):
-    """A knowledge-base article as published to the bot (Markdown files are the source)."""
+    """A knowledge-base article as published to the bot (Markdown files are the source).
+
+    The row holds the text the bot answers from while the article is published (version
+    ``version``). An edit of a published article does not touch it: it is kept as a newer
+    version, the pending draft ``draft_version``, until it is published (its text copied
+    here) or discarded. An unpublished article has no pending draft: it is edited in place.
+    """
 
     __tablename__ = "kb_articles"
     __table_args__ = (sa.UniqueConstraint("slug", "locale", name="uq_article_slug_locale"),)
@@ -343,11 +349,14 @@ class Article(SQLModel, table=True):
     tags: list[str] = _json(list)
     published: bool = True
     version: int = 1
+    draft_version: int | None = None  # the pending edit of a published article, if any
     updated_by: int | None = Field(default=None, foreign_key="agents.id")
     updated_at: datetime = _time()
 
 
 class ArticleVersion(SQLModel, table=True):
+    """One version of an article, whole (history is append-only: never edited or deleted)."""
+
     __tablename__ = "kb_article_versions"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -355,7 +364,11 @@ class ArticleVersion(SQLModel, table=True):
     version: int
     title: str = Field(max_length=300)
     body: str = Field(default="", sa_type=sa.Text)
+    locale: str = Field(default="", max_length=8)
     questions: list[str] = _json(list)
+    products: list[str] = _json(list)
+    tags: list[str] = _json(list)
     published: bool = True
+    draft: bool = False  # saved as a draft over the live text of a published article
     updated_by: int | None = Field(default=None, foreign_key="agents.id")
     created_at: datetime = _time()

@@ -1,7 +1,9 @@
 /* omohub knowledge-base editor (supervisors): list, edit, preview, publish, history, try.
  *
  * A new article is created (POST, refused with 409 when the id exists) as a draft the bot
- * does not use until "Publish"; an opened article is saved in place (PUT).
+ * does not use until "Publish"; an opened article is saved in place (PUT). Saving a
+ * published article keeps the edit as a pending draft: the bot answers with the live text
+ * (shown above the form) until "Publish changes"; "Discard draft" drops the edit.
  *
  * Same rules as app.js: server strings reach the DOM only through textContent /
  * createTextNode (never innerHTML); every non-GET request sends X-CSRF-Token.
@@ -19,6 +21,7 @@
   var CSRF = meta("csrf-token");
   var ID_RE = /^[A-Za-z0-9-]+$/;
   var current = null;   // the article loaded in the editor (detail JSON) or null for a new one
+  // (its own fields are its live text; current.draft, when set, is the pending edit the form shows)
   var shownVersion = null; // the history entry open in the read-only viewer
   var listSeq = 0;
   var trySeq = 0;
@@ -88,6 +91,14 @@
       t(published ? "kb.published" : "kb.draft"));
   }
 
+  function pendingBadge(version) {
+    return el("span", { "class": "badge kb-badge kb-draft kb-pending" },
+      t("kb.pending", { n: version }));
+  }
+
+  /** what the form edits: the pending draft of a published article, else the article */
+  function working() { return current ? current.draft || current : null; }
+
   function pct(value) {
     var n = Number(value);
     return isFinite(n) ? Math.round(n * 100) + "%" : "—";
@@ -122,7 +133,8 @@
           el("code", { "class": "kb-item-id" }, item.id),
           el("span", { "class": "badge" }, item.locale),
           badge(item.published),
-          el("span", { "class": "kb-ver" }, t("kb.version", { n: item.version }))
+          el("span", { "class": "kb-ver" }, t("kb.version", { n: item.version })),
+          item.has_draft ? pendingBadge(item.draft_version) : null
         ])
       ]);
       button.addEventListener("click", function () { openArticle(item.id); });
@@ -134,18 +146,19 @@
 
   function fillForm(article) {
     current = article;
+    var text = working();
     $("kb-id").value = article ? article.id : "";
     $("kb-id").readOnly = !!article;
     $("kb-id").removeAttribute("aria-invalid");
-    $("kb-locale").value = article && article.locale === "en" ? "en" : (article ? "ja" : defaultLocale());
-    if (article && (article.locale === "ja" || article.locale === "en")) {
-      $("kb-try-locale").value = article.locale;
+    $("kb-locale").value = text && text.locale === "en" ? "en" : (text ? "ja" : defaultLocale());
+    if (text && (text.locale === "ja" || text.locale === "en")) {
+      $("kb-try-locale").value = text.locale;
     }
-    $("kb-title").value = article ? article.title || "" : "";
-    $("kb-questions").value = article ? (article.questions || []).join("\n") : "";
-    $("kb-products").value = article ? (article.products || []).join(", ") : "";
-    $("kb-tags").value = article ? (article.tags || []).join(", ") : "";
-    $("kb-body").value = article ? article.body || "" : "";
+    $("kb-title").value = text ? text.title || "" : "";
+    $("kb-questions").value = text ? (text.questions || []).join("\n") : "";
+    $("kb-products").value = text ? (text.products || []).join(", ") : "";
+    $("kb-tags").value = text ? (text.tags || []).join(", ") : "";
+    $("kb-body").value = text ? text.body || "" : "";
     updatePreview();
     renderCurrent();
     renderHistory(article ? article.versions || [] : []);
@@ -166,16 +179,42 @@
     var box = $("kb-current");
     clear(box);
     var publish = $("kb-publish");
-    // a published article's save changes what the bot answers at once; say so on the button
-    $("kb-save").textContent = t(current && current.published ? "kb.save_live" : "kb.save_draft");
-    if (!current) {
-      publish.hidden = true;
-      return;
-    }
+    var published = !!(current && current.published);
+    var draft = current ? current.draft : null;
+    // a published article's save is a draft the bot does not use yet; say so on the button
+    $("kb-save").textContent = published ? t("kb.save_pending") : t("kb.save_draft");
+    // "Publish" an unpublished article; "Publish changes" of a published one's draft
+    publish.hidden = !current || (published && !draft);
+    publish.textContent = published ? t("kb.publish_changes") : t("kb.publish");
+    $("kb-discard").hidden = !draft;
+    $("kb-unpublish").hidden = !published;
+    renderState();
+    if (!current) return;
     box.appendChild(badge(current.published));
     box.appendChild(el("span", { "class": "kb-ver" }, t("kb.version", { n: current.version })));
-    publish.hidden = false;
-    publish.textContent = t(current.published ? "kb.unpublish" : "kb.publish");
+    if (draft) box.appendChild(pendingBadge(draft.version));
+  }
+
+  /** above the form: which text is live, and whether an edit of it is pending */
+  function renderState() {
+    var state = $("kb-state");
+    var draft = current ? current.draft : null;
+    state.hidden = !current;
+    $("kb-live").hidden = !draft;
+    if (!current) return;
+    state.setAttribute("data-state", draft ? "pending" : (current.published ? "live" : "unpublished"));
+    if (draft) {
+      $("kb-state-head").textContent = t("kb.state.pending_head", { n: draft.version });
+      $("kb-state-note").textContent = t("kb.state.pending", { live: current.version });
+      $("kb-live-title").textContent = current.title || "";
+      $("kb-live-body").textContent = current.body || "";
+    } else if (current.published) {
+      $("kb-state-head").textContent = t("kb.state.live_head", { n: current.version });
+      $("kb-state-note").textContent = t("kb.state.live");
+    } else {
+      $("kb-state-head").textContent = t("kb.state.unpublished_head");
+      $("kb-state-note").textContent = t("kb.state.unpublished");
+    }
   }
 
   function updatePreview() {
@@ -193,32 +232,59 @@
     }).catch(fail);
   }
 
-  function save(event) {
-    event.preventDefault();
+  /** the form as an article to save, or null (with the reason shown) when it is incomplete */
+  function formPayload() {
     var id = $("kb-id").value.trim();
     var title = $("kb-title").value.trim();
     var body = $("kb-body").value;
-    if (!id || !title || !body.trim()) { setStatus(t("kb.required"), true); return; }
-    if (!ID_RE.test(id)) { setStatus(t("kb.bad_id"), true); return; }
-    var payload = {
-      title: title, body: body, locale: $("kb-locale").value,
+    if (!id || !title || !body.trim()) { setStatus(t("kb.required"), true); return null; }
+    if (!ID_RE.test(id)) { setStatus(t("kb.bad_id"), true); return null; }
+    return {
+      id: id, title: title, body: body, locale: $("kb-locale").value,
       questions: splitList($("kb-questions").value, /\r?\n/),
       products: splitList($("kb-products").value, /[,、，]/),
       tags: splitList($("kb-tags").value, /[,、，]/)
     };
-    var creating = !current;
-    var request;
-    if (creating) {
-      payload.id = id;
-      request = api("POST", "/api/kb/articles", payload);
-    } else {
-      request = api("PUT", "/api/kb/articles/" + encodeURIComponent(current.id), payload);
+  }
+
+  /** whether the form holds edits not saved yet */
+  function edited(payload) {
+    var text = working();
+    if (!text) return true;
+    function same(a, b) { return JSON.stringify(a || []) === JSON.stringify(b || []); }
+    return payload.title !== (text.title || "").trim() || payload.body !== (text.body || "") ||
+      payload.locale !== text.locale || !same(payload.questions, text.questions) ||
+      !same(payload.products, text.products) || !same(payload.tags, text.tags);
+  }
+
+  function putArticle(payload) {
+    var body = {};
+    Object.keys(payload).forEach(function (key) { if (key !== "id") body[key] = payload[key]; });
+    return api("PUT", "/api/kb/articles/" + encodeURIComponent(current.id), body);
+  }
+
+  function savedStatus(data, before) {
+    if (data.draft) {
+      if (before && before.draft && before.draft.version === data.draft.version) return t("kb.unchanged");
+      return t("kb.saved_pending", { n: data.draft.version, live: data.version });
     }
+    if (data.published) return t("kb.unchanged");  // published, no draft: nothing was saved
+    return t("kb.saved_draft", { n: data.version });
+  }
+
+  function save(event) {
+    event.preventDefault();
+    var payload = formPayload();
+    if (!payload) return;
+    var id = payload.id;
+    var creating = !current;
+    var before = current;
+    var request = creating ? api("POST", "/api/kb/articles", payload) : putArticle(payload);
     var button = $("kb-save");
     button.disabled = true;
     request.then(function (data) {
       fillForm(data);
-      setStatus(t(data.published ? "kb.saved_live" : "kb.saved_draft", { n: data.version }));
+      setStatus(savedStatus(data, before));
       return loadList();
     }).catch(function (error) {
       if (creating && error && error.status === 409) {
@@ -233,19 +299,46 @@
     }).then(function () { button.disabled = false; });
   }
 
-  function togglePublish() {
+  /** publish, unpublish or discard (``action``), then reload the article; ``done`` says how it went */
+  function change(action, button, first, done) {
     if (!current) return;
     var id = current.id;
-    var action = current.published ? "unpublish" : "publish";
-    var button = $("kb-publish");
     button.disabled = true;
-    api("POST", "/api/kb/articles/" + encodeURIComponent(id) + "/" + action).then(function () {
+    Promise.resolve(first ? first() : null).then(function () {
+      return api("POST", "/api/kb/articles/" + encodeURIComponent(id) + "/" + action);
+    }).then(function () {
       return api("GET", "/api/kb/articles/" + encodeURIComponent(id));
     }).then(function (data) {
       fillForm(data);
-      setStatus(t(action === "publish" ? "kb.published_ok" : "kb.unpublished_ok"));
+      setStatus(done(data));
       return loadList();
     }).catch(fail).then(function () { button.disabled = false; });
+  }
+
+  function publish() {
+    if (!current) return;
+    var payload = formPayload();
+    if (!payload) return;
+    var changes = !!current.draft;
+    // what the form shows is what goes live: unsaved edits are saved first
+    var first = edited(payload) ? function () {
+      changes = changes || current.published;
+      return putArticle(payload);
+    } : null;
+    change("publish", $("kb-publish"), first, function (data) {
+      return changes ? t("kb.published_changes", { n: data.version }) : t("kb.published_ok");
+    });
+  }
+
+  function discard() {
+    // the form's unsaved edits go too; the draft itself stays in the history (restorable)
+    change("discard", $("kb-discard"), null, function (data) {
+      return t("kb.discarded", { n: data.version });
+    });
+  }
+
+  function unpublish() {
+    change("unpublish", $("kb-unpublish"), null, function () { return t("kb.unpublished_ok"); });
   }
 
   // ---------------------------------------------------------------- history
@@ -262,10 +355,11 @@
       // only the version the bot answers from now is marked, and only while published
       var button = el("button", {
         type: "button", "class": "kb-hist-item", "data-version": v.version,
-        "data-live": v.live ? "true" : null
+        "data-live": v.live ? "true" : null, "data-pending": v.pending ? "true" : null
       }, [
         el("span", { "class": "kb-ver" }, t("kb.version", { n: v.version })),
         v.live ? el("span", { "class": "badge kb-badge kb-pub kb-live" }, t("kb.live")) : null,
+        v.pending ? el("span", { "class": "badge kb-badge kb-draft kb-pending" }, t("kb.pending_badge")) : null,
         el("span", { "class": "kb-hist-title" }, v.title || ""),
         when && !isNaN(when.getTime())
           ? el("time", { "class": "kb-hist-when", datetime: v.created_at }, when.toLocaleString(root.dataset.locale || undefined))
@@ -278,7 +372,7 @@
 
   function showVersion(v) {
     shownVersion = v.version;
-    $("kb-restore").hidden = !current || v.version === current.version;
+    $("kb-restore").hidden = !current || v.version === working().version;
     $("kb-version-label").textContent = t("kb.version_view", { n: v.version });
     $("kb-version-title").textContent = v.title || "";
     $("kb-version-body").textContent = v.body || "";
@@ -297,7 +391,8 @@
       .then(function (data) {
         fillForm(data);
         hideVersion();
-        setStatus(t("kb.restored", { n: restored, m: data.version }));
+        setStatus(data.draft ? t("kb.restored_draft", { n: restored, m: data.draft.version })
+          : t("kb.restored", { n: restored, m: data.version }));
         return loadList();
       }).catch(fail).then(function () { button.disabled = false; });
   }
@@ -364,7 +459,9 @@
 
   $("kb-form").addEventListener("submit", save);
   $("kb-body").addEventListener("input", updatePreview);
-  $("kb-publish").addEventListener("click", togglePublish);
+  $("kb-publish").addEventListener("click", publish);
+  $("kb-discard").addEventListener("click", discard);
+  $("kb-unpublish").addEventListener("click", unpublish);
   $("kb-new").addEventListener("click", function () { fillForm(null); setStatus(""); $("kb-id").focus(); });
   $("kb-id").addEventListener("input", function () { $("kb-id").removeAttribute("aria-invalid"); });
   $("kb-filter").addEventListener("change", loadList);

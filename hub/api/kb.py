@@ -2,6 +2,9 @@
 
 A new article is a draft (the bot and search do not use it) until it is published;
 ``POST /articles`` only creates (409 for an id that exists), ``PUT /articles/{id}`` saves.
+Saving a published article keeps the edit as a pending draft (``draft``) while the bot,
+search and suggestions answer from the live text (the article's own fields, version
+``live_version``) until ``/publish`` makes the draft live or ``/discard`` drops it.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ from sqlalchemy import select
 from hub.api.deps import ServicesDep
 from hub.assist import hit_json
 from hub.auth import SUPERVISORS, require_role
-from hub.identity import audit
 from hub.knowledge import (
     ArticleExists,
     create_article,
+    discard_draft,
     find_article,
     live_version,
-    record_version,
+    publish_article,
+    restore_version,
+    unpublish_article,
     update_article,
 )
-from hub.models import Agent, Article, ArticleVersion, utcnow
+from hub.models import Agent, Article, ArticleVersion
 from hub.serialize import iso
 from kb.articles import Article as KbArticle
 from kb.articles import first_paragraph
@@ -56,14 +61,28 @@ def _kb_article(slug: str, data: ArticleBody) -> KbArticle:
 
 
 def article_json(row: Article, full: bool = False) -> dict[str, Any]:
+    """The article as the bot answers from it (its live text while published), with
+    ``has_draft`` / ``draft_version`` when an edit of it is pending."""
     data: dict[str, Any] = {
         "id": row.slug, "title": row.title, "locale": row.locale, "published": row.published,
         "version": row.version, "live_version": live_version(row), "tags": row.tags,
         "products": row.products, "answer": first_paragraph(row.body),
-        "updated_at": iso(row.updated_at)}
+        "updated_at": iso(row.updated_at), "has_draft": row.draft_version is not None,
+        "draft_version": row.draft_version}
     if full:
         data.update(body=row.body, questions=row.questions)
     return data
+
+
+def draft_json(version: ArticleVersion | None) -> dict[str, Any] | None:
+    """A pending draft, whole: what the editor edits, and what ``/publish`` makes live."""
+    if version is None:
+        return None
+    return {"version": version.version, "title": version.title, "body": version.body,
+            "locale": version.locale, "questions": version.questions,
+            "products": version.products, "tags": version.tags,
+            "answer": first_paragraph(version.body), "updated_by": version.updated_by,
+            "updated_at": iso(version.created_at)}
 
 
 class RestoreBody(msgspec.Struct):
@@ -123,7 +142,9 @@ class KnowledgeController(Controller):
                            request: Request[Agent, str, Any],
                            services: ServicesDep) -> dict[str, Any]:
         """Save an article (supervisors); every change is a new version, and published or
-        not stays as it is. An id not taken yet creates the article, as a draft."""
+        not stays as it is. A published article's edit is its pending draft (``draft``): the
+        bot keeps the live text until it is published. An id not taken yet creates the
+        article, as a draft."""
         require_role(request.user, *SUPERVISORS)
         article = _kb_article(slug, data)
         async with services.sessions() as session, session.begin():
@@ -132,7 +153,8 @@ class KnowledgeController(Controller):
                 await _create(session, article, request.user.id)
             else:
                 await update_article(session, row, article, request.user.id)
-        services.knowledge.invalidate()
+        # what the bot answers with is unchanged (a draft, or an unpublished article): the
+        # index is left as it is
         return await _article_detail(services, slug)
 
     @post("/articles/{slug:str}/publish", status_code=200)
@@ -145,26 +167,31 @@ class KnowledgeController(Controller):
                         services: ServicesDep) -> dict[str, Any]:
         return await _set_published(slug, False, request.user, services)
 
-    @post("/articles/{slug:str}/restore", status_code=200)
-    async def restore(self, slug: FromPath[str], data: JSONBody[RestoreBody],
-                      request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
-        """Bring back an earlier version's title, answer and questions as a new version
-        (history is never rewritten); published or not stays as it is. Supervisors."""
+    @post("/articles/{slug:str}/discard", status_code=200)
+    async def discard(self, slug: FromPath[str], request: Request[Agent, str, Any],
+                      services: ServicesDep) -> dict[str, Any]:
+        """Drop a published article's pending draft (supervisors): the live text stays; the
+        draft stays in the history, and a newer version restates the live text."""
         require_role(request.user, *SUPERVISORS)
         async with services.sessions() as session, session.begin():
             row = await _article(session, slug)
-            old = (await session.execute(select(ArticleVersion).where(
-                ArticleVersion.article_id == row.id, ArticleVersion.version == data.version)
-            )).scalar_one_or_none()
-            if old is None:
+            changed = await discard_draft(session, row, request.user.id)
+            result = article_json(row)
+        if changed:
+            services.knowledge.invalidate()
+        return result
+
+    @post("/articles/{slug:str}/restore", status_code=200)
+    async def restore(self, slug: FromPath[str], data: JSONBody[RestoreBody],
+                      request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
+        """Bring back an earlier version's text as a new version (history is never
+        rewritten); published or not stays as it is — on a published article the restored
+        text is a pending draft, live once published. Supervisors."""
+        require_role(request.user, *SUPERVISORS)
+        async with services.sessions() as session, session.begin():
+            row = await _article(session, slug)
+            if not await restore_version(session, row, data.version, request.user.id):
                 raise NotFoundException(f"article {slug} has no version {data.version}")
-            row.title, row.body, row.questions = old.title, old.body, list(old.questions)
-            row.version += 1
-            row.updated_at = utcnow()
-            record_version(session, row, request.user.id)
-            audit(session, "kb.restore", "article", row.id, request.user.id,
-                  restored_version=data.version, new_version=row.version)
-        services.knowledge.invalidate()
         return await _article_detail(services, slug)
 
 
@@ -188,26 +215,27 @@ async def _article_detail(services: ServicesDep, slug: str) -> dict[str, Any]:
         versions = (await session.execute(select(ArticleVersion).where(
             ArticleVersion.article_id == row.id).order_by(ArticleVersion.version.desc())
         )).scalars().all()
+    draft = next((v for v in versions if v.version == row.draft_version), None)
     live = live_version(row)
     # "published": whether the article was published when that version was made (history);
-    # "live": the version the bot answers from now — none while the article is unpublished
-    return {**article_json(row, full=True), "versions": [
-        {"version": v.version, "title": v.title, "body": v.body, "published": v.published,
-         "live": v.version == live, "updated_by": v.updated_by,
+    # "live": the version the bot answers from now — none while the article is unpublished;
+    # "draft": saved as an edit of the live text; "pending": the draft waiting to be published
+    return {**article_json(row, full=True), "draft": draft_json(draft), "versions": [
+        {"version": v.version, "title": v.title, "body": v.body, "locale": v.locale,
+         "questions": v.questions, "products": v.products, "tags": v.tags,
+         "published": v.published, "live": v.version == live, "draft": v.draft,
+         "pending": v.version == row.draft_version, "updated_by": v.updated_by,
          "created_at": iso(v.created_at)} for v in versions]}
 
 
 async def _set_published(slug: str, published: bool, agent: Agent,
                          services: ServicesDep) -> dict[str, Any]:
     require_role(agent, *SUPERVISORS)
+    change = publish_article if published else unpublish_article
     async with services.sessions() as session, session.begin():
         row = await _article(session, slug)
-        if row.published != published:
-            row.published = published
-            row.version += 1
-            record_version(session, row, agent.id)
-            audit(session, "kb.publish" if published else "kb.unpublish", "article", row.id,
-                  agent.id)
+        changed = await change(session, row, agent.id)
         result = article_json(row)
-    services.knowledge.invalidate()
+    if changed:
+        services.knowledge.invalidate()
     return result

@@ -425,15 +425,65 @@ def test_kb_editor_drafts_publishes_and_refuses_a_taken_id(browser: Browser,
     expect(page.locator("#kb-history .kb-live")).to_have_count(1)
     expect(page.locator("#kb-history .kb-hist-item[data-version='2'] .kb-live")).to_have_text(
         "Live")
-    expect(page.locator("#kb-save")).to_have_text("Save and update the live article")
+    expect(page.locator("#kb-state-head")).to_have_text("Live: version 2")
+    expect(page.locator("#kb-save")).to_have_text("Save changes as draft")
+    expect(page.locator("#kb-publish")).to_be_hidden()  # nothing waits to be published
+    expect(page.locator("#kb-discard")).to_be_hidden()
     _try(page, "傘を借りられますか")
     expect(page.locator("#kb-hits .kb-hit").first).to_have_attribute("data-id", "ja-umbrella")
+    answer = page.locator("#kb-hits .kb-hit[data-id='ja-umbrella'] .kb-hit-answer")
+    expect(answer).to_have_text("全店舗で傘を無料でお貸しします。")
+
+    # an edit of the live article is a pending draft: the bot keeps answering with v2
+    changed = "傘は全店舗で無料です。翌日までにご返却ください。"
+    page.fill("#kb-body", changed)
+    page.click("#kb-save")
+    expect(page.locator("#kb-status")).to_contain_text("Saved as draft v3")
+    expect(page.locator("#kb-status")).to_contain_text("live version v2")
+    expect(item.locator(".kb-ver")).to_have_text("v2")
+    expect(item.locator(".kb-pending")).to_have_text("Draft v3 pending")
+    expect(page.locator("#kb-state-head")).to_have_text("Draft v3 pending (not live)")
+    expect(page.locator("#kb-live-body")).to_contain_text("全店舗で傘を無料でお貸しします。")
+    expect(page.locator("#kb-body")).to_have_value(changed)
+    expect(page.locator("#kb-publish")).to_have_text("Publish changes")
+    expect(page.locator("#kb-discard")).to_have_text("Discard draft")
+    history = page.locator("#kb-history")
+    expect(history.locator(".kb-hist-item[data-version='3'] .kb-pending")).to_have_count(1)
+    expect(history.locator(".kb-hist-item[data-version='2'] .kb-live")).to_have_count(1)
+    _try(page, "傘を借りられますか")
+    expect(answer).to_have_text("全店舗で傘を無料でお貸しします。")
+
+    # "Publish changes": the draft becomes the live version
+    page.click("#kb-publish")
+    expect(page.locator("#kb-status")).to_contain_text("Changes published: v3 is live")
+    expect(item.locator(".kb-ver")).to_have_text("v3")
+    expect(item.locator(".kb-pending")).to_have_count(0)
+    expect(page.locator("#kb-live")).to_be_hidden()
+    expect(history.locator(".kb-hist-item[data-version='3'] .kb-live")).to_have_count(1)
+    _try(page, "傘を借りられますか")
+    expect(answer).to_have_text(changed)
+
+    # "Discard draft": the pending edit goes (kept in the history), the live text stays
+    page.fill("#kb-body", "傘の貸し出しは終了しました。")
+    page.click("#kb-save")
+    expect(item.locator(".kb-pending")).to_have_text("Draft v4 pending")
+    page.click("#kb-discard")
+    expect(page.locator("#kb-status")).to_contain_text("Draft discarded")
+    expect(item.locator(".kb-pending")).to_have_count(0)
+    expect(item.locator(".kb-ver")).to_have_text("v5")
+    expect(page.locator("#kb-body")).to_have_value(changed)
+    expect(page.locator("#kb-discard")).to_be_hidden()
+    expect(history.locator(".kb-hist-item")).to_have_count(5)
+    _try(page, "傘を借りられますか")
+    expect(answer).to_have_text(changed)
 
     # unpublished: no version is marked live any more
-    page.click("#kb-publish")
+    page.click("#kb-unpublish")
     expect(item.locator(".kb-draft")).to_have_count(1)
     expect(page.locator("#kb-publish")).to_have_text("Publish")
-    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(3)
+    expect(page.locator("#kb-unpublish")).to_be_hidden()
+    expect(page.locator("#kb-state-head")).to_have_text("Unpublished")
+    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(6)
     expect(page.locator("#kb-history .kb-live")).to_have_count(0)
 
     # "New article" with an id that exists is refused, visibly; nothing is overwritten
@@ -458,16 +508,16 @@ def test_kb_editor_drafts_publishes_and_refuses_a_taken_id(browser: Browser,
     expect(page.locator("#kb-id")).to_have_value("ja-umbrella")
     page.fill("#kb-body", "傘の貸し出しは終了しました。")
     page.click("#kb-save")
-    expect(item.locator(".kb-ver")).to_have_text("v4")
-    expect(page.locator("#kb-status")).to_contain_text("Saved as a draft (version 4)")
+    expect(item.locator(".kb-ver")).to_have_text("v7")
+    expect(page.locator("#kb-status")).to_contain_text("Saved as a draft (version 7)")
     page.locator("#kb-history .kb-hist-item[data-version='1']").click()  # v1's text back
     expect(page.locator("#kb-version-title")).to_have_text("傘の貸し出し")
     page.click("#kb-restore")
-    expect(item.locator(".kb-ver")).to_have_text("v5")
+    expect(item.locator(".kb-ver")).to_have_text("v8")
     expect(page.locator("#kb-body")).to_have_value(
         "全店舗で傘を無料でお貸しします。\n\n詳しくは店舗スタッフへ。")
-    expect(page.locator("#kb-status")).to_contain_text("Version 1 restored as v5")
-    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(5)
+    expect(page.locator("#kb-status")).to_contain_text("Version 1 restored as v8")
+    expect(page.locator("#kb-history .kb-hist-item")).to_have_count(8)
     expect(item.locator(".kb-draft")).to_have_count(1)  # restoring does not publish
     refused = "the server responded with a status of 409"  # the browser logs the refusal
     assert [error for error in errors if refused not in error] == []
