@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from hub import wire_json
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -104,13 +106,16 @@ class Checkpointer:
             self._running = self._thread.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
-        if self._connection is None:
-            self._connection = sqlite3.connect(self._path, timeout=10,
-                                               check_same_thread=False)
-        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self._path, timeout=10,
+                                                   check_same_thread=False)
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # the next one retries; the writer's own bound still holds
+            log.warning("WAL checkpoint of %s failed", self._path, exc_info=True)
 
     def wait(self) -> None:
-        """Until the checkpoint under way, if any, is done (its error, if any, raised)."""
+        """Until the checkpoint under way, if any, is done."""
         if self._running is not None:
             self._running.result()
 

@@ -300,3 +300,18 @@ async def test_committed_rows_reach_the_database_file_off_the_writers_thread(
                 CHECKPOINT_EVERY_COMMITS
     finally:
         writer.close()
+
+
+def test_a_failing_checkpoint_is_logged_and_the_next_one_runs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hub.db import Checkpointer
+
+    checkpointer = Checkpointer(str(tmp_path / "missing" / "omohub.db"))  # cannot be opened
+    try:
+        for _ in range(2 * CHECKPOINT_EVERY_COMMITS):
+            checkpointer.committed()
+            checkpointer.wait()
+    finally:
+        checkpointer.close()
+    assert [r.message for r in caplog.records].count(
+        f"WAL checkpoint of {tmp_path / 'missing' / 'omohub.db'} failed") == 2
