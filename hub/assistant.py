@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -262,12 +263,15 @@ async def _rating(session: AsyncSession, conversation: Conversation, before: Bot
                   answer.id if answer is not None else None)
 
 
+def is_bot_answer(item: Any = TimelineItem) -> Any:
+    """SQL: ``item`` (the table or an alias of it) is the bot answering from an article."""
+    return sa.and_(item.sender_type == SenderType.BOT, item.direction == Direction.OUTBOUND,
+                   item.data["bot_action"].as_string() == Kind.ANSWER.value)
+
+
 async def _latest_answer(session: AsyncSession, conversation_id: int) -> TimelineItem | None:
     return (await session.execute(select(TimelineItem).where(
-        TimelineItem.conversation_id == conversation_id,
-        TimelineItem.sender_type == SenderType.BOT,
-        TimelineItem.direction == Direction.OUTBOUND,
-        TimelineItem.data["bot_action"].as_string() == Kind.ANSWER.value)
+        TimelineItem.conversation_id == conversation_id, is_bot_answer())
         .order_by(TimelineItem.created_at.desc(), TimelineItem.id.desc())
         .limit(1))).scalar_one_or_none()
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from hub.assistant import is_bot_answer
 from hub.models import (
     Article,
     Conversation,
@@ -107,9 +108,7 @@ async def _bot(session: AsyncSession, start: datetime, end: datetime) -> dict[st
     in_period = (TimelineItem.created_at >= start, TimelineItem.created_at < end)
     count = select(func.count()).select_from(TimelineItem)
     event = TimelineItem.data["event"].as_string()
-    answered = await _count(session, count.where(
-        *in_period, TimelineItem.sender_type == SenderType.BOT,
-        TimelineItem.data["bot_action"].as_string() == "answer"))
+    answered = await _count(session, count.where(*in_period, is_bot_answer()))
     helpful = await _count(session, count.where(
         *in_period, event == "bot_feedback", TimelineItem.data["helpful"].as_boolean()))
     feedback = await _count(session, count.where(*in_period, event == "bot_feedback"))
@@ -136,11 +135,6 @@ def _article_of(item: Any) -> Any:
     return item.data["article_id"].as_string()
 
 
-def _is_answer(item: Any) -> Any:
-    return sa.and_(item.sender_type == SenderType.BOT, item.direction == Direction.OUTBOUND,
-                   item.data["bot_action"].as_string() == "answer")
-
-
 def _before(item: Any, earlier: Any) -> Any:
     return (earlier.conversation_id == item.conversation_id, earlier.kind == ItemKind.MESSAGE,
             earlier.created_at <= item.created_at)
@@ -156,14 +150,14 @@ def _answered_before(item: Any) -> Any:
     recorded before events named their article)."""
     earlier = aliased(TimelineItem)
     return _latest(select(_article_of(earlier)).where(*_before(item, earlier),
-                                                      _is_answer(earlier)), earlier)
+                                                      is_bot_answer(earlier)), earlier)
 
 
 def _replied_before(item: Any) -> Any:
     """The article of the latest message the customer was sent before ``item``, when the
     bot answered it with one: a handoff right after an answer counts against that answer."""
     earlier = aliased(TimelineItem)
-    return _latest(select(sa.case((_is_answer(earlier), _article_of(earlier)))).where(
+    return _latest(select(sa.case((is_bot_answer(earlier), _article_of(earlier)))).where(
         *_before(item, earlier), earlier.direction == Direction.OUTBOUND,
         earlier.sender_type.in_((SenderType.BOT, SenderType.AGENT))), earlier)
 
@@ -186,7 +180,7 @@ async def _articles(session: AsyncSession, start: datetime,
 
     rated = item.data["helpful"].as_boolean()
     events = sa.union_all(
-        row(_article_of(item), answered=one).where(*in_period, _is_answer(item)),
+        row(_article_of(item), answered=one).where(*in_period, is_bot_answer(item)),
         row(func.coalesce(_article_of(item), _answered_before(item)),
             helpful=sa.case((rated, one), else_=zero),
             unhelpful=sa.case((rated, zero), else_=one)).where(
