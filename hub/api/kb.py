@@ -10,6 +10,7 @@ search and suggestions answer from the live text (the article's own fields, vers
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -160,26 +161,19 @@ class KnowledgeController(Controller):
     @post("/articles/{slug:str}/publish", status_code=200)
     async def publish(self, slug: FromPath[str], request: Request[Agent, str, Any],
                       services: ServicesDep) -> dict[str, Any]:
-        return await _set_published(slug, True, request.user, services)
+        return await _change_live_text(slug, publish_article, request.user, services)
 
     @post("/articles/{slug:str}/unpublish", status_code=200)
     async def unpublish(self, slug: FromPath[str], request: Request[Agent, str, Any],
                         services: ServicesDep) -> dict[str, Any]:
-        return await _set_published(slug, False, request.user, services)
+        return await _change_live_text(slug, unpublish_article, request.user, services)
 
     @post("/articles/{slug:str}/discard", status_code=200)
     async def discard(self, slug: FromPath[str], request: Request[Agent, str, Any],
                       services: ServicesDep) -> dict[str, Any]:
         """Drop a published article's pending draft (supervisors): the live text stays; the
         draft stays in the history, and a newer version restates the live text."""
-        require_role(request.user, *SUPERVISORS)
-        async with services.sessions() as session, session.begin():
-            row = await _article(session, slug)
-            changed = await discard_draft(session, row, request.user.id)
-            result = article_json(row)
-        if changed:
-            services.knowledge.invalidate()
-        return result
+        return await _change_live_text(slug, discard_draft, request.user, services)
 
     @post("/articles/{slug:str}/restore", status_code=200)
     async def restore(self, slug: FromPath[str], data: JSONBody[RestoreBody],
@@ -228,10 +222,12 @@ async def _article_detail(services: ServicesDep, slug: str) -> dict[str, Any]:
          "created_at": iso(v.created_at)} for v in versions]}
 
 
-async def _set_published(slug: str, published: bool, agent: Agent,
-                         services: ServicesDep) -> dict[str, Any]:
+async def _change_live_text(slug: str, change: Callable[[Any, Article, int | None],
+                                                      Awaitable[bool]],
+                            agent: Agent, services: ServicesDep) -> dict[str, Any]:
+    """Publish, unpublish or discard a draft (supervisors); the bot's index is rebuilt when
+    what it answers with changed."""
     require_role(agent, *SUPERVISORS)
-    change = publish_article if published else unpublish_article
     async with services.sessions() as session, session.begin():
         row = await _article(session, slug)
         changed = await change(session, row, agent.id)
