@@ -1031,12 +1031,20 @@
     if (!id) return Promise.resolve();
     return api("PATCH", "/api/conversations/" + id, changes).then(function (summary) {
       if (state.openId === id && state.open) {
-        Object.assign(state.open, summary, { customer: state.open.customer, product: state.open.product, store: state.open.store,
-          reply_channels: state.open.reply_channels, assignee: assigneeFor(summary) });
-        renderHeader();
+        applySummary(summary);
       }
       upsertSummary(summary);
     }).catch(function (error) { toast(errorText(error)); });
+  }
+
+  /** An inbox summary of the open ticket (after a PATCH or a live update) over its detail,
+   *  keeping what only the detail has: the customer's identities, the product and store
+   *  objects, the reply channels, the assignee's name. */
+  function applySummary(summary) {
+    var keep = { customer: state.open.customer, reply_channels: state.open.reply_channels,
+      product: state.open.product, store: state.open.store };
+    Object.assign(state.open, summary, keep, { assignee: assigneeFor(summary) });
+    renderHeader();
   }
 
   function assigneeFor(summary) {
@@ -1174,10 +1182,7 @@
       upsertSummary(summary);
       updateCustomerTicket(summary);
       if (summary.id === state.openId && state.open) {
-        var keep = { customer: state.open.customer, reply_channels: state.open.reply_channels,
-          product: state.open.product, store: state.open.store };
-        Object.assign(state.open, summary, keep, { assignee: assigneeFor(summary) });
-        renderHeader();
+        applySummary(summary);
         if (summary.unread_count > 0) markRead();
         // A channel we had not seen may have become reachable: refresh the picker.
         if ((summary.channels || []).some(function (ch) { return (state.open.reply_channels || []).indexOf(ch) < 0; })) {
