@@ -38,6 +38,7 @@
     drafts: {},          // unsent reply text per conversation
     assistSeq: 0,        // guards against out-of-order article suggestions
     timelineAtEnd: true, // the agent reads the newest items (see keepTimelineAtEnd)
+    timelineAutoTop: -1, // where our own last scroll to the end left the timeline
     agentNames: {}       // agent id → name, for assignees named only by id in live updates
   };
 
@@ -403,7 +404,6 @@
     state.itemIds = new Set();
     timeline.forEach(function (item) { appendItem(item, false); });
     list.setAttribute("aria-busy", "false");
-    state.timelineAtEnd = true;
     scrollTimeline(true);
     $("typing").hidden = true;
   }
@@ -490,7 +490,13 @@
   function scrollTimeline(force) {
     var list = $("timeline");
     var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 160;
-    if (force || nearBottom || state.timelineAtEnd) list.scrollTop = list.scrollHeight;
+    if (force || nearBottom || state.timelineAtEnd) toTimelineEnd(list);
+  }
+
+  function toTimelineEnd(list) {
+    list.scrollTop = list.scrollHeight;
+    state.timelineAtEnd = true;
+    state.timelineAutoTop = list.scrollTop;  // the scroll event this causes is ours
   }
 
   /** While the agent is at the end of the timeline it stays there, also when the panels
@@ -499,11 +505,14 @@
   function keepTimelineAtEnd() {
     var list = $("timeline");
     list.addEventListener("scroll", function () {
+      // Our own scrolling says nothing of where the agent wants to be; measured late (after
+      // a panel took the timeline's height) it would look like a scroll away from the end.
+      if (list.scrollTop === state.timelineAutoTop) return;
       state.timelineAtEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
     }, { passive: true });
     if (!window.ResizeObserver) return;
     new ResizeObserver(function () {
-      if (state.timelineAtEnd) list.scrollTop = list.scrollHeight;
+      if (state.timelineAtEnd) toTimelineEnd(list);
     }).observe(list);
   }
 
