@@ -302,6 +302,22 @@ async def test_committed_rows_reach_the_database_file_off_the_writers_thread(
         writer.close()
 
 
+async def test_the_writer_keeps_statement_journals_in_memory(tmp_path: Path) -> None:
+    """Otherwise every commit with a multi-row INSERT creates, writes and unlinks a temp
+    file (seen with strace: one per commit, about 30 writes each)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
+    await migrate_async(url)
+    writer = SqliteWriter(url)
+
+    def temp_store(connection: Connection) -> int:
+        return int(connection.exec_driver_sql("PRAGMA temp_store").scalar_one())
+
+    try:
+        assert await writer.run(temp_store) == 2  # MEMORY
+    finally:
+        writer.close()
+
+
 def test_a_failing_checkpoint_is_logged_and_the_next_one_runs(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from hub.db import Checkpointer
