@@ -22,13 +22,14 @@ from hub import events
 from hub.background import Background
 from hub.models import (
     Conversation,
+    Customer,
     Direction,
     ItemKind,
     SenderType,
     TimelineItem,
     utcnow,
 )
-from hub.serialize import iso, item_json
+from hub.serialize import conversation_summary, iso, item_json
 from hub.services import Services
 from kb.bot import Action, BotPolicy, BotState, Kind, Mode, feedback_verdict
 from kb.hours import HoursConfig
@@ -62,6 +63,10 @@ class Assistant:
 
     async def on_event(self, event: events.Event) -> None:
         payload = event.payload
+        if event.name == events.MESSAGE_CREATED and event.conversation_id is not None \
+                and _agent_takes_over(payload):
+            self._answers.spawn(self._agent_joined(event.conversation_id))
+            return
         if (event.name != events.MESSAGE_CREATED or event.conversation_id is None
                 or payload.get("sender_type") != SenderType.CUSTOMER
                 or payload.get("type") != ItemKind.MESSAGE
@@ -77,10 +82,15 @@ class Assistant:
         """Shutdown: let answers under way finish for a moment, then cancel them."""
         await self._answers.close(grace)
 
-    async def _answer(self, conversation_id: int, payload: dict[str, Any]) -> None:
+    def _lock(self, conversation_id: int) -> asyncio.Lock:
+        """One change of a ticket's bot state at a time, in arrival order."""
         lock = self._locks.get(conversation_id)
-        if lock is None:  # one answer at a time per ticket, in arrival order
+        if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+    async def _answer(self, conversation_id: int, payload: dict[str, Any]) -> None:
+        lock = self._lock(conversation_id)
         try:
             async with lock:
                 knowledge = await self.services.knowledge.get()
@@ -127,6 +137,23 @@ class Assistant:
         await self.services.tickets.reply(conversation_id, action.text, agent_id=None,
                                           sender_type=SenderType.BOT, data=data)
 
+    async def _agent_joined(self, conversation_id: int) -> None:
+        """The ticket is the agent's from now on (``handoff`` reads ``agent`` at once, not
+        only after the customer's next message)."""
+        async with (self._lock(conversation_id), self.services.sessions() as session,
+                    session.begin()):
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None or conversation.bot_state.get("mode") == Mode.AGENT:
+                return
+            state = BotPolicy(None).on_agent_joined(  # type: ignore[arg-type]
+                BotState(**_known(conversation.bot_state)))
+            conversation.bot_state = {**conversation.bot_state, "mode": state.mode}
+            customer = await session.get(Customer, conversation.customer_id)
+        await self.services.bus.publish(events.Event(
+            events.CONVERSATION_UPDATED,
+            conversation_summary(conversation, customer),  # type: ignore[arg-type]
+            conversation_id))
+
     async def hand_back(self, conversation_id: int) -> None:
         """An agent gives the ticket back to the bot."""
         async with self.services.sessions() as session, session.begin():
@@ -142,6 +169,15 @@ class Assistant:
             await session.flush()
         await self.services.bus.publish(events.Event(
             events.MESSAGE_CREATED, item_json(item), conversation_id))
+
+
+def _agent_takes_over(payload: dict[str, Any]) -> bool:
+    """An agent wrote to the customer, or the ticket was assigned to one."""
+    if payload.get("sender_type") == SenderType.AGENT:
+        return payload.get("direction") == Direction.OUTBOUND
+    data = payload.get("data") or {}
+    return (payload.get("type") == ItemKind.SYSTEM and data.get("event") == "assigned"
+            and data.get("assignee_id") is not None)
 
 
 def guess_locale(text: str) -> str:

@@ -315,7 +315,7 @@
         el("span", { class: "row meta" }, [
           channels,
           c.status !== "open" ? el("span", { class: "pill st-" + c.status }, t("inbox.status." + c.status)) : null,
-          c.handoff === "waiting" ? el("span", { class: "pill waiting" }, t("inbox.waiting")) : null,
+          c.handoff === "waiting_for_agent" ? el("span", { class: "pill waiting" }, t("inbox.waiting")) : null,
           c.assignee_id === ME ? el("span", { class: "mine" }, t("inbox.filter.mine")) : null,
           (c.tags || []).length ? el("span", { class: "tag-mini" }, "#" + c.tags.join(" #")) : null
         ])

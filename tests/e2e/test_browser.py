@@ -180,7 +180,9 @@ def test_open_ticket_stays_current_while_others_work_on_it(
     _send(customer, "talk to a human please")
     found = agent.request.get(f"{hub_url}/api/conversations", params={"q": question}).json()
     [conversation_id] = [c["id"] for c in found["items"]]
-    agent.locator(f".conv-item[data-conversation-id='{conversation_id}']").click()
+    row = agent.locator(f".conv-item[data-conversation-id='{conversation_id}']")
+    expect(row.locator(".pill.waiting")).to_have_text("Waiting for agent")  # the bot handed off
+    row.click()
 
     # suggestions are about the question, not about "a human, please"; the panel taking
     # its height leaves the newest items in view
@@ -198,6 +200,7 @@ def test_open_ticket_stays_current_while_others_work_on_it(
                 json={"assignee_id": lead["agent"]["id"]}).raise_for_status()
     expect(agent.locator("#conv-assignee")).to_contain_text("Ken (lead)")
     expect(agent.locator("#timeline .system", has_text="Assigned to Ken (lead)")).to_be_visible()
+    expect(row.locator(".pill.waiting")).to_have_count(0)  # no longer waiting: an agent has it
     httpx.patch(f"{hub_url}/api/conversations/{conversation_id}", headers=bearer,
                 json={"status": "resolved"}).raise_for_status()
     expect(agent.locator("#cust-tickets .current .pill")).to_have_text("Resolved")

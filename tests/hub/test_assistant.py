@@ -74,6 +74,16 @@ async def bot_items(hub: RunningHub, conversation_id: int) -> list[TimelineItem]
         return list(rows.scalars())
 
 
+async def bot_has_spoken(hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]],
+                        text: str) -> tuple[str, str]:
+    """The customer says ``text`` and the bot replies; an agent's token and the ticket's path."""
+    client, messages = chat
+    ack = await say(client, text)
+    await asyncio.wait_for(messages.get(), TIMEOUT)
+    await assistant(hub).drain()
+    return await hub.login(), f"/api/conversations/{ack['conversation_id']}"
+
+
 async def test_bot_answers_then_hands_over_when_asked(
         bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
     client, messages = chat
@@ -98,21 +108,49 @@ async def test_bot_answers_then_hands_over_when_asked(
 
 async def test_bot_never_speaks_after_an_agent_owns_the_ticket(
         bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
-    client, messages = chat
-    ack = await say(client, "ポイントの有効期限は？")
-    await asyncio.wait_for(messages.get(), TIMEOUT)
-    token = await bot_hub.login()
-    path = f"/api/conversations/{ack['conversation_id']}"
+    client, _ = chat
+    token, path = await bot_has_spoken(bot_hub, chat, "ポイントの有効期限は？")
+    conversation_id = int(path.rsplit("/", 1)[1])
     await bot_hub.api("POST", f"{path}/messages", token, json={"text": "担当の青木です"})
-    before = await bot_items(bot_hub, ack["conversation_id"])
+    before = await bot_items(bot_hub, conversation_id)
     await say(client, "配送はいつ届きますか")
     await say(client, "返品したい")
-    assert await bot_items(bot_hub, ack["conversation_id"]) == before
+    assert await bot_items(bot_hub, conversation_id) == before
 
     handed = await bot_hub.api("PATCH", path, token, json={"handoff": "bot"})
     assert handed.status_code == 200 and handed.json()["handoff"] == "bot"
     await say(client, "返品したい")
-    assert len(await bot_items(bot_hub, ack["conversation_id"])) == len(before) + 1
+    assert len(await bot_items(bot_hub, conversation_id)) == len(before) + 1
+
+
+@pytest.mark.parametrize("takes_over", ["assigns", "replies"])
+async def test_the_ticket_reads_as_the_agents_as_soon_as_one_takes_it(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]],
+        takes_over: str) -> None:
+    """Waiting for an agent → agent when one is assigned or writes, without waiting for
+    the customer's next message (the inbox's "waiting" mark goes away)."""
+    token, path = await bot_has_spoken(bot_hub, chat, "オペレーターと話したい")
+    assert (await bot_hub.api("GET", path, token)).json()["handoff"] == "waiting_for_agent"
+
+    me = (await bot_hub.api("GET", "/api/auth/me", token)).json()["agent"]["id"]
+    if takes_over == "assigns":
+        await bot_hub.api("PATCH", path, token, json={"assignee_id": me})
+    else:
+        await bot_hub.api("POST", f"{path}/messages", token, json={"text": "担当の青木です"})
+    await assistant(bot_hub).drain()
+    assert (await bot_hub.api("GET", path, token)).json()["handoff"] == "agent"
+    listed = (await bot_hub.api("GET", "/api/conversations", token)).json()["items"]
+    handoff_by_path = {f"/api/conversations/{c['id']}": c["handoff"] for c in listed}
+    assert handoff_by_path[path] == "agent"
+
+
+async def test_an_internal_note_does_not_take_the_ticket_from_the_bot(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
+    token, path = await bot_has_spoken(bot_hub, chat, "ポイントの有効期限は？")
+    await bot_hub.api("POST", f"{path}/messages", token,
+                      json={"text": "確認中", "internal": True})
+    await assistant(bot_hub).drain()
+    assert (await bot_hub.api("GET", path, token)).json()["handoff"] == "bot"
 
 
 async def test_unsure_bot_hands_over(
