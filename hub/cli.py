@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hub import db
 from hub.process import SERVER_OPTIONS, tune_for_serving
-from hub.settings import Settings, load_settings
+from hub.settings import Settings, SettingsError, load_settings
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
@@ -221,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except SettingsError as exc:
+        print(f"omohub: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,19 +4,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
-from hub.settings import Settings
+from hub.settings import Settings, parse_span
 from kb.hours import HoursConfig
 from kb.hours import is_open as open_at
-
-
-def parse_span(text: str) -> tuple[time, time] | None:
-    """"09:00-18:00" → (09:00, 18:00); "" means always open (None)."""
-    if not text.strip():
-        return None
-    start, _, end = text.partition("-")
-    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
 
 
 def business_hours(settings: Settings, span: str | None = None) -> HoursConfig | None:
@@ -32,3 +25,9 @@ def business_hours(settings: Settings, span: str | None = None) -> HoursConfig |
 def is_open(settings: Settings, now: datetime, span: str | None = None) -> bool:
     config = business_hours(settings, span)
     return config is None or open_at(now, config)
+
+
+def local_midnight(day: date, timezone: str) -> datetime:
+    """The start of ``day`` where the support team works (``OMOHUB_TIMEZONE``), in UTC:
+    days in dashboards and exports are the team's days, not UTC's."""
+    return datetime.combine(day, time(), ZoneInfo(timezone)).astimezone(UTC)

@@ -36,7 +36,7 @@ from hub.models import (
     utcnow,
 )
 from hub.rows import ROW_OF, CustomerRow, IdentityRow, ItemRow, Row, TicketRow
-from hub.serialize import conversation_summary, item_json
+from hub.serialize import conversation_summary, iso, item_json
 from hub.sqlite_io import SqliteStatements
 from hub.text import clean_text
 
@@ -464,7 +464,7 @@ class _Batch:
             conversation = (self._hinted(plan)
                             or self.conversations[plan.customer.id])  # type: ignore[index]
             plan.conversation = conversation
-            created_at = self._item_time(inbound)
+            created_at = self._item_time(inbound, conversation, plan.opened)
             system_rows = ([] if plan.opened
                            else self._update_ticket(conversation, inbound, created_at))
             system_counts.append(len(system_rows))
@@ -475,7 +475,7 @@ class _Batch:
                 sender_type=SenderType.CUSTOMER, identity_id=plan.identity.id,
                 text=inbound.text, external_id=inbound.external_id,
                 attachments=[a.as_dict() for a in inbound.attachments],
-                data=dict(inbound.data), created_at=created_at))
+                data=_with_sent_at(inbound, created_at), created_at=created_at))
             self._touch(conversation, inbound, created_at)
         stored = iter(self._insert(TimelineItem, rows))
         counts = iter(system_counts)
@@ -504,11 +504,14 @@ class _Batch:
         return IngestResult(plan.item, plan.conversation, plan.customer,  # type: ignore[arg-type]
                             True, plan.opened, plan.system_items)
 
-    def _item_time(self, inbound: Inbound) -> datetime:
+    def _item_time(self, inbound: Inbound, conversation: TicketRow, opened: bool) -> datetime:
+        """Where the item sits in the timeline: at the sender's time (never in the future),
+        but never above what its ticket already shows. A mail client's slow clock or a late
+        delivery must not put a reply before the message it answers (seen: a reply dated
+        ten minutes early became its ticket's first item)."""
         occurred = inbound.occurred_at
-        if occurred is None or occurred > self.now:
-            return self.now
-        return occurred
+        at = self.now if occurred is None or occurred > self.now else occurred
+        return at if opened else max(at, conversation.last_activity_at)
 
     def _refresh_identity(self, identity: IdentityRow, customer: CustomerRow,
                           inbound: Inbound) -> None:
@@ -557,6 +560,14 @@ class _Batch:
                   max(conversation.last_activity_at, created_at))
         if inbound.locale and not conversation.locale:
             self._set(conversation, "locale", inbound.locale)
+
+
+def _with_sent_at(inbound: Inbound, placed_at: datetime) -> dict[str, Any]:
+    """The item's data, keeping the sender's own time when the timeline places it later."""
+    data = dict(inbound.data)
+    if inbound.occurred_at is not None and inbound.occurred_at < placed_at:
+        data["sent_at"] = iso(inbound.occurred_at)
+    return data
 
 
 def _attachment_preview(inbound: Inbound) -> str:

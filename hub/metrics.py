@@ -4,8 +4,9 @@ which knowledge-base articles its answers need fixing."""
 from __future__ import annotations
 
 import statistics
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import func, literal_column, select
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hub.assistant import is_bot_answer
+from hub.hours import local_midnight
 from hub.models import (
     Article,
     Conversation,
@@ -27,23 +29,25 @@ from hub.serialize import iso
 from hub.tickets import TicketError
 
 
-def period(start: date | None, end: date | None) -> tuple[datetime, datetime]:
-    """[start, end] as whole UTC days; the last 7 days by default."""
-    end_day = end or utcnow().date()
+def period(start: date | None, end: date | None,
+           timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """[start, end] as whole days in ``timezone``; the last 7 days by default."""
+    end_day = end or utcnow().astimezone(ZoneInfo(timezone)).date()
     start_day = start or end_day - timedelta(days=6)
     if start_day > end_day:
         raise TicketError("bad_period", "from must not be after to", 400)
-    return (datetime.combine(start_day, time(), UTC),
-            datetime.combine(end_day + timedelta(days=1), time(), UTC))
+    return (local_midnight(start_day, timezone),
+            local_midnight(end_day + timedelta(days=1), timezone))
 
 
-async def collect(session: AsyncSession, start: datetime, end: datetime) -> dict[str, Any]:
+async def collect(session: AsyncSession, start: datetime, end: datetime,
+                  timezone: str = "UTC") -> dict[str, Any]:
     return {
-        "from": iso(start), "to": iso(end),
+        "from": iso(start), "to": iso(end), "timezone": timezone,
         "conversations": await _conversations(session, start, end),
         "first_response_seconds": await _first_response(session, start, end),
         "messages_by_channel": await _by_channel(session, start, end),
-        "messages_by_day": await _by_day(session, start, end),
+        "messages_by_day": await _by_day(session, start, end, ZoneInfo(timezone)),
         "bot": await _bot(session, start, end),
         "articles": await _articles(session, start, end),
     }
@@ -91,17 +95,19 @@ async def _by_channel(session: AsyncSession, start: datetime, end: datetime) -> 
     return {channel: int(n) for channel, n in rows.all()}
 
 
-async def _by_day(session: AsyncSession, start: datetime, end: datetime) -> list[dict[str, Any]]:
+async def _by_day(session: AsyncSession, start: datetime, end: datetime,
+                  zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Inbound messages per day of the team's calendar, every day of the period listed."""
     rows = (await session.execute(select(TimelineItem.created_at).where(
         *_inbound(start, end)))).scalars()
     counts: dict[str, int] = {}
     for moment in rows:
-        key = moment.date().isoformat()
+        key = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(zone).date().isoformat()
         counts[key] = counts.get(key, 0) + 1
-    days = (end - start).days
-    return [{"day": (start.date() + timedelta(days=n)).isoformat(),
-             "messages": counts.get((start.date() + timedelta(days=n)).isoformat(), 0)}
-            for n in range(days)]
+    first = start.astimezone(zone).date()
+    days = [first + timedelta(days=n) for n in range((end - start).days)]
+    return [{"day": day.isoformat(), "messages": counts.get(day.isoformat(), 0)}
+            for day in days]
 
 
 async def _bot(session: AsyncSession, start: datetime, end: datetime) -> dict[str, int]:

@@ -10,10 +10,16 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "OMOHUB_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it and says what is expected."""
 
 
 @dataclass(frozen=True)
@@ -111,16 +117,54 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if key in env and env[key] != "":
             values[f.name] = env[key]
     defaults = Settings()
-    coerced = {
-        name: _coerce(value, getattr(defaults, name)) if getattr(defaults, name) is not None
-        else str(value)
-        for name, value in values.items()
-        if name in {f.name for f in fields(Settings)} and name != "extra"
-    }
+    coerced = {name: _coerced(name, value, getattr(defaults, name))
+               for name, value in values.items()
+               if name in {f.name for f in fields(Settings)} and name != "extra"}
     settings = Settings(**coerced)
+    check(settings)
     if not settings.secret_key:
         settings = settings.with_changes(secret_key=_persistent_secret(Path(settings.data_dir)))
     return settings
+
+
+def _coerced(name: str, raw: Any, default: Any) -> Any:
+    if default is None:
+        return str(raw)
+    try:
+        return _coerce(raw, default)
+    except ValueError as exc:
+        kind = type(default).__name__
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r}: expected {kind} ({exc})") from exc
+
+
+def parse_span(text: str) -> tuple[time, time] | None:
+    """"09:00-18:00" → (09:00, 18:00); "" means always open (None)."""
+    if not text.strip():
+        return None
+    start, dash, end = text.partition("-")
+    if not dash:
+        raise ValueError(f"{text!r} is not HH:MM-HH:MM")
+    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+
+
+def check(settings: Settings) -> None:
+    """Refuse, by name, the settings that would only fail later (at start-up or after
+    hours): opening hours, business days, the time zone."""
+    for name in ("business_hours", "twilio_business_hours"):
+        try:
+            parse_span(getattr(settings, name))
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}{name.upper()}={getattr(settings, name)!r}: expected "
+                                f"HH:MM-HH:MM, e.g. 09:00-18:00 ({exc})") from exc
+    days = [d.strip() for d in settings.business_days.split(",") if d.strip()]
+    if not all(d.isdigit() and int(d) <= 6 for d in days):
+        raise SettingsError(f"{PREFIX}BUSINESS_DAYS={settings.business_days!r}: expected "
+                            "weekday numbers 0-6 separated by commas (Monday = 0)")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"{PREFIX}TIMEZONE={settings.timezone!r}: expected an IANA time "
+                            "zone such as Asia/Tokyo or Europe/Paris") from exc
 
 
 def _persistent_secret(data_dir: Path) -> str:

@@ -98,7 +98,11 @@ class ConversationController(Controller):
                      request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
         changes = {field: getattr(data, field) for field in data.__struct_fields__
                    if getattr(data, field) is not msgspec.UNSET}
-        if changes.pop("handoff", None) == "bot":
+        handoff = changes.pop("handoff", None)
+        if handoff not in {None, "bot"}:
+            raise TicketError("bad_handoff", "handoff can only be set to bot (hand the "
+                              "ticket back to the bot)", 400)
+        if handoff == "bot":
             assistant = services.extras.get("assistant")
             if assistant is None:
                 raise TicketError("bot_disabled", "the bot is switched off", 422)

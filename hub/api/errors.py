@@ -55,8 +55,23 @@ def link_error(_: Request[Any, Any, Any], exc: LinkError) -> Response[dict[str, 
 
 
 def server_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if _caused_by(exc, OverflowError):  # an id or count no database column can hold
+        return error_response(400, "out_of_range", "a number in the request is out of range")
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "something went wrong on our side")
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain: drivers wrap the OverflowError of a value too large
+    for an integer column (asyncpg in DataError, SQLAlchemy in DBAPIError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -19,6 +19,7 @@ async def get_metrics(request: Request[Agent, str, Any], services: ServicesDep,
                       from_: Annotated[date | None, QueryParameter(name="from")] = None,
                       to: FromQuery[date | None] = None) -> dict[str, Any]:
     require_role(request.user, *SUPERVISORS)
-    start, end = metrics.period(from_, to)
+    timezone = services.settings.timezone
+    start, end = metrics.period(from_, to, timezone)
     async with services.sessions() as session:
-        return await metrics.collect(session, start, end)
+        return await metrics.collect(session, start, end, timezone)

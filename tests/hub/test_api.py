@@ -170,6 +170,35 @@ async def test_unknown_conversation_is_a_json_404(hub: RunningHub) -> None:
     assert response.status_code == 404
 
 
+async def test_ids_beyond_64_bits_get_a_json_4xx(hub: RunningHub) -> None:
+    """No id can be that large, on SQLite or PostgreSQL: a clear error, not a 500."""
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    huge = 2**63
+    for method, path, body in (
+            ("GET", f"/api/conversations/{huge}", None),
+            ("PATCH", f"/api/conversations/{huge}", {"status": "resolved"}),
+            ("POST", f"/api/conversations/{huge}/messages", {"text": "hi"}),
+            ("GET", f"/api/customers/{huge}", None),
+            ("GET", f"/api/conversations?customer_id={huge}", None),
+            ("PATCH", f"/api/conversations/{result.conversation.id}", {"assignee_id": huge}),
+            ("POST", f"/api/customers/{result.customer.id}/merge", {"other_id": huge})):
+        response = await hub.api(method, path, token, json=body)
+        assert response.status_code in {400, 404}, (method, path, response.text)
+        assert response.json()["error"]["code"] in {"out_of_range", "not_found"}
+
+
+async def test_an_unknown_handoff_value_is_refused(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    response = await hub.api("PATCH", f"/api/conversations/{result.conversation.id}", token,
+                             json={"handoff": "robot"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_handoff"
+
+
 async def test_status_assign_and_tags(hub: RunningHub) -> None:
     token = await hub.login()
     result = await hub.services.ingestor.ingest(Inbound(

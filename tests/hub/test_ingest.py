@@ -18,6 +18,7 @@ from channels.base import Inbound
 from hub import events
 from hub.db import CHECKPOINT_EVERY_COMMITS, SqliteWriter, migrate_async
 from hub.models import Conversation, Customer, Identity, TimelineItem, utcnow
+from hub.serialize import iso
 from hub.services import Services
 
 
@@ -196,6 +197,34 @@ async def test_provider_time_orders_late_deliveries(services: Services) -> None:
     future = await services.ingestor.ingest(web("visitor-1", "clock skew",
                                                 occurred_at=now + timedelta(days=1)))
     assert future.item.created_at <= utcnow()
+
+
+async def test_a_slow_senders_clock_never_lifts_a_reply_above_what_it_answers(
+        services: Services) -> None:
+    """A reply from a mail client ten minutes slow arrives after the agent's answer: the
+    timeline shows it after that answer, and keeps the time the sender's system gave."""
+    first = await services.ingestor.ingest(web("visitor-1", "届きません"))
+    answer = await services.tickets.reply(first.conversation.id, "確認します",  # type: ignore[arg-type]
+                                          agent_id=None, channel="web")
+    slow_clock = utcnow() - timedelta(minutes=10)
+    reply = await services.ingestor.ingest(web("visitor-1", "お願いします",
+                                               occurred_at=slow_clock))
+    assert reply.item.created_at >= answer.created_at > first.item.created_at
+    assert reply.item.data["sent_at"] == iso(slow_clock)
+    detail = await services.tickets.detail(first.conversation.id)  # type: ignore[arg-type]
+    assert [i["text"] for i in detail["timeline"]] == ["届きません", "確認します", "お願いします"]
+
+
+@pytest.mark.parametrize("offsets_minutes", [(0, -10, -20), (-30, 5, -1, -60), (3, 2, 1)])
+async def test_a_tickets_items_keep_their_arrival_order_whatever_the_senders_clocks(
+        services: Services, offsets_minutes: tuple[int, ...]) -> None:
+    for n, offset in enumerate(offsets_minutes):
+        await services.ingestor.ingest(web("visitor-1", f"message {n}",
+                                           occurred_at=utcnow() + timedelta(minutes=offset)))
+    async with services.sessions() as session:
+        texts = (await session.execute(select(TimelineItem.text).order_by(
+            TimelineItem.created_at, TimelineItem.id))).scalars().all()
+    assert texts == [f"message {n}" for n in range(len(offsets_minutes))]
 
 
 async def test_bad_identity_is_refused_and_changes_nothing(services: Services) -> None:

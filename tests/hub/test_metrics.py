@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -48,6 +49,29 @@ async def test_metrics_count_volume_speed_and_bot(hub: RunningHub) -> None:
     old = (utcnow() - timedelta(days=30)).date().isoformat()
     past = (await hub.api("GET", f"/api/metrics?from={old}&to={old}", lead)).json()
     assert past["conversations"]["opened"] == 0 and past["messages_by_channel"] == {}
+
+
+async def test_metrics_days_are_the_teams_days_as_in_the_voc_export(hub: RunningHub) -> None:
+    """01:30 in Tokyo on the 21st is the 20th in UTC: the dashboard and the export both
+    count it on the 21st (OMOHUB_TIMEZONE, Asia/Tokyo by default)."""
+    assert hub.services.settings.timezone == "Asia/Tokyo"
+    moment = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+    await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="late", text="夜分にすみません",
+        occurred_at=moment))
+    lead = await hub.login("lead@example.com", "lead-password")
+
+    def counted(figures: dict[str, Any]) -> dict[str, int]:
+        return {d["day"]: d["messages"] for d in figures["messages_by_day"] if d["messages"]}
+
+    tokyo_day = (await hub.api("GET", "/api/metrics?from=2026-11-21&to=2026-11-21",
+                               lead)).json()
+    assert counted(tokyo_day) == {"2026-11-21": 1} and tokyo_day["timezone"] == "Asia/Tokyo"
+    utc_day = (await hub.api("GET", "/api/metrics?from=2026-11-20&to=2026-11-20", lead)).json()
+    assert counted(utc_day) == {}
+    export = await hub.api("GET", "/api/export/voc?format=jsonl&from=2026-11-21&to=2026-11-21",
+                           lead)
+    assert [json.loads(line)["text"] for line in export.text.splitlines()] == ["夜分にすみません"]
 
 
 async def test_metrics_are_for_supervisors(hub: RunningHub) -> None:

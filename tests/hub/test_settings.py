@@ -1,0 +1,55 @@
+"""Settings are refused by name at start-up, not when they are first used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.cli import main
+from hub.settings import SettingsError, load_settings, parse_span
+
+
+def environ(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"OMOHUB_DATA_DIR": str(tmp_path), **{f"OMOHUB_{k.upper()}": v
+                                                 for k, v in values.items()}}
+
+
+@pytest.mark.parametrize("name,value", [
+    ("business_hours", "25:00-99:00"), ("business_hours", "9時から18時"),
+    ("twilio_business_hours", "09:00"), ("business_days", "1,2,9"),
+    ("business_days", "mon,tue"), ("timezone", "Mars/Olympus"), ("max_text_chars", "lots"),
+    ("reopen_window_hours", "three days")])
+def test_an_unusable_setting_is_refused_by_its_name(tmp_path: Path, name: str,
+                                                    value: str) -> None:
+    with pytest.raises(SettingsError, match=f"OMOHUB_{name.upper()}="):
+        load_settings(environ(tmp_path, **{name: value}))
+
+
+def test_usable_settings_load(tmp_path: Path) -> None:
+    settings = load_settings(environ(tmp_path, business_hours="09:00-18:00",
+                                     business_days="0,1,2,3,4,5", timezone="Europe/Paris",
+                                     max_text_chars="5000"))
+    assert (settings.business_hours, settings.timezone, settings.max_text_chars) == (
+        "09:00-18:00", "Europe/Paris", 5000)
+
+
+def test_the_cli_says_which_setting_is_wrong_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for key, value in environ(tmp_path, business_hours="25:00-99:00").items():
+        monkeypatch.setenv(key, value)
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("omohub: OMOHUB_BUSINESS_HOURS='25:00-99:00'")
+    assert "Traceback" not in error and len(error.splitlines()) == 1
+
+
+@given(st.times(), st.times())
+def test_every_span_written_as_hh_mm_reads_back(start: object, end: object) -> None:
+    text = f"{start:%H:%M}-{end:%H:%M}"
+    parsed = parse_span(text)
+    assert parsed is not None
+    assert [f"{t:%H:%M}" for t in parsed] == text.split("-")
