@@ -132,7 +132,12 @@ async def redeem(session: AsyncSession, signer: Signer, code: str, kind: str,
     if link is None or conversation is None or not _joinable(conversation, link):
         session.add(LinkAttempt(sender=sender[:340]))
         return None
+    moving_from = conversation.last_channel
     identity = await join_identity(session, link.customer_id, kind, value)
+    # The customer moves this ticket from where it is being talked about. When the sender
+    # had a ticket of their own, it was just folded in and its channel counts as the last
+    # one used; that must not hide the move (the timeline notes it as the code arrives).
+    conversation.last_channel = moving_from
     link.used_at = utcnow()
     link.used_by_identity_id = identity.id
     audit(session, "link.redeemed", "customer", link.customer_id, actor_type="customer",

@@ -81,6 +81,24 @@ async def test_web_chat_continues_on_line(hub: RunningHub, fake_line: FakeLine) 
     assert reply.path == REPLY and reply.texts == ["LINEでご案内します"]
 
 
+async def test_a_line_user_with_a_ticket_of_their_own_still_moves_the_web_chat(
+        hub: RunningHub) -> None:
+    """Their earlier LINE ticket folds into the web one, and the timeline still says the
+    conversation moved from web chat to LINE when the code arrives."""
+    conversation_id, code, _ = await web_chat_link(hub)
+    line_user = user_id(310)
+    await webhook(hub, text(line_user, "先週の注文について"))  # their own LINE ticket
+    await webhook(hub, text(line_user, f"引き継ぎコード {code}"))
+
+    token = await hub.login()
+    ticket = (await hub.api("GET", f"/api/conversations/{conversation_id}", token)).json()
+    switches = [i["data"] for i in ticket["timeline"]
+                if i["data"].get("event") == "channel_switched"]
+    assert [(s["from"], s["to"]) for s in switches] == [("web", "line")]
+    assert [i["text"] for i in ticket["timeline"] if i["type"] == "message"] == [
+        "PCで見ている商品について", "先週の注文について", f"引き継ぎコード {code}"]
+
+
 async def test_wrong_or_reused_code_changes_no_customer(hub: RunningHub) -> None:
     conversation_id, code, _ = await web_chat_link(hub)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
