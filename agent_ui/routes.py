@@ -16,8 +16,8 @@ from hub.api.deps import ServicesDep
 from hub.auth import (
     SESSION_COOKIE,
     SUPERVISORS,
+    TooManyFailures,
     agent_from_token,
-    authenticate,
     csrf_token,
     issue_token,
 )
@@ -47,7 +47,8 @@ async def login_page(request: Request[Any, Any, Any],
                      error: FromQuery[str | None] = None) -> Response[Any]:
     csrf = secrets.token_urlsafe(24)
     response = _page(request, "login.html", {"locale": pick_locale(request), "csrf": csrf,
-                                    "failed": bool(error)})
+                                             "failed": bool(error),
+                                             "throttled": error == "throttled"})
     response.set_cookie(Cookie(key=LOGIN_CSRF_COOKIE, value=csrf, httponly=True,
                                samesite="strict", path="/login"))
     return response
@@ -61,8 +62,12 @@ async def login_submit(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, data.get("csrf", "")):
         return Redirect("/login?error=1", status_code=303)
-    async with services.sessions() as session:
-        agent = await authenticate(session, data.get("email", ""), data.get("password", ""))
+    client = request.client.host if request.client else "unknown"
+    try:
+        agent = await services.logins.sign_in(services.sessions, data.get("email", ""),
+                                              data.get("password", ""), client)
+    except TooManyFailures:
+        return Redirect("/login?error=throttled", status_code=303)
     if agent is None:
         return Redirect("/login?error=1", status_code=303)
     token = issue_token(services.signer, agent, services.settings.agent_session_hours)

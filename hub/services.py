@@ -9,6 +9,7 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channels.base import ChannelAdapter
+from hub.auth import LoginThrottle
 from hub.events import EventBus
 from hub.files import FileStore
 from hub.ingest import Ingestor
@@ -34,5 +35,6 @@ class Services:
     files: FileStore
     knowledge: KnowledgeCache
     presence: Presence  # who has a chat open, across hub processes
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)

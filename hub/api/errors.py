@@ -21,11 +21,12 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
 
 
 def error_response(status: int, code: str, message: str,
-                   extra: dict[str, Any] | None = None) -> Response[dict[str, Any]]:
+                   extra: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"code": code, "message": message}
     if extra:
         body.update(extra)
-    return Response({"error": body}, status_code=status)
+    return Response({"error": body}, status_code=status, headers=headers)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

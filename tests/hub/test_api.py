@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from channels.base import Inbound
-from hub.auth import SESSION_COOKIE, csrf_token
+from hub.auth import SESSION_COOKIE, LoginThrottle, csrf_token
 from tests.conftest import RunningHub
 
 
@@ -52,6 +52,38 @@ async def test_wrong_password_gets_a_json_401(hub: RunningHub) -> None:
                                    json={"email": "agent@example.com", "password": "nope"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_repeated_wrong_passwords_slow_the_guesser_down(hub: RunningHub) -> None:
+    for _ in range(LoginThrottle.MAX_PER_EMAIL):
+        wrong = await hub.http.post("/api/auth/login", json={
+            "email": "agent@example.com", "password": "guess"})
+        assert wrong.status_code == 401
+    right = await hub.http.post("/api/auth/login", json={
+        "email": "agent@example.com", "password": "agent-password"})
+    assert right.status_code == 429 and right.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(right.headers["retry-after"]) <= LoginThrottle.WINDOW_SECONDS
+    other = await hub.http.post("/api/auth/login", json={
+        "email": "lead@example.com", "password": "lead-password"})
+    assert other.status_code == 200  # another agent on the same network is not locked out
+
+
+def test_the_login_throttle_forgets_failures_as_they_leave_the_window() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(LoginThrottle.MAX_PER_EMAIL):
+        throttle.failed("Agent@Example.com ", "10.0.0.1")
+        now[0] += 60
+    assert throttle.retry_after("agent@example.com", "10.0.0.2") == \
+        LoginThrottle.WINDOW_SECONDS - LoginThrottle.MAX_PER_EMAIL * 60
+    now[0] = LoginThrottle.WINDOW_SECONDS + 1  # the first failure has left the window
+    assert throttle.retry_after("agent@example.com", "10.0.0.2") == 0
+    throttle.succeeded("agent@example.com")
+    assert throttle.retry_after("agent@example.com", "10.0.0.1") == 0
+    for n in range(LoginThrottle.MAX_PER_CLIENT):  # one client trying many addresses
+        throttle.failed(f"user{n}@example.com", "10.0.0.9")
+    assert throttle.retry_after("new@example.com", "10.0.0.9") > 0
+    assert throttle.retry_after("new@example.com", "10.0.0.8") == 0
 
 
 async def test_inbox_lists_newest_activity_first(hub: RunningHub) -> None:

@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar, Request, get
 from litestar.testing import TestClient
 
-from hub.auth import SESSION_COOKIE
+from hub.auth import SESSION_COOKIE, LoginThrottle
 from hub.pages import LOCALE_COOKIE, pick_locale
 
 
@@ -67,3 +67,22 @@ async def test_the_login_page_and_the_chat_page_keep_a_chosen_language(hub: Any)
     async with httpx.AsyncClient(base_url=hub.url) as customer:
         assert _page_lang(await customer.get("/chat?lang=en", headers=japanese)) == "en"
         assert _page_lang(await customer.get("/chat", headers=japanese)) == "en"
+
+
+async def test_the_sign_in_form_holds_back_a_guesser_as_the_api_does(hub: Any) -> None:
+    async with httpx.AsyncClient(base_url=hub.url) as browser:
+
+        async def sign_in(password: str) -> httpx.Response:
+            form = await browser.get("/login?lang=en")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf
+            return await browser.post("/login", data={
+                "csrf": csrf.group(1), "email": "agent@example.com", "password": password})
+
+        for _ in range(LoginThrottle.MAX_PER_EMAIL):
+            assert (await sign_in("guess")).headers["location"] == "/login?error=1"
+        held_back = await sign_in("agent-password")  # the right one, too late
+        assert held_back.headers["location"] == "/login?error=throttled"
+        page = await browser.get("/login?error=throttled&lang=en")
+        assert "Too many failed sign-ins" in page.text
+        assert SESSION_COOKIE not in browser.cookies
