@@ -15,6 +15,8 @@ from hub import db
 from hub.process import SERVER_OPTIONS, tune_for_serving
 from hub.settings import Settings, SettingsError, load_settings
 
+CLI_ACTOR = "cli"  # the audit log's actor type for what a command does (no agent signed in)
+
 
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
@@ -85,7 +87,8 @@ async def _kb_import(settings: Settings, directory: Path) -> int:
     engine = db.create_engine(settings.database_url)
     try:
         async with db.session_factory(engine)() as session, session.begin():
-            report = await import_directory(session, directory, _progress("importing"))
+            report = await import_directory(session, directory, _progress("importing"),
+                                            actor_type=CLI_ACTOR)
     finally:
         await engine.dispose()
     for error in report.errors:
@@ -113,10 +116,9 @@ async def _embed_for_the_bot(settings: Settings) -> None:
 
 def cmd_kb(args: argparse.Namespace) -> int:
     if args.kb_verb == "eval":
-        from kb.eval import run_eval
+        from kb.eval import eval_command
 
-        run_eval(args.file, verbose=args.verbose)
-        return 0
+        return eval_command(args.file, verbose=args.verbose)
     settings = load_settings()
     db.migrate(settings.database_url)
     if args.kb_verb == "import":
@@ -134,7 +136,7 @@ async def _kb_export(settings: Settings, directory: Path) -> int:
     engine = db.create_engine(settings.database_url)
     try:
         async with db.session_factory(engine)() as session, session.begin():
-            count = await export_directory(session, directory)
+            count = await export_directory(session, directory, actor_type=CLI_ACTOR)
     finally:
         await engine.dispose()
     print(f"exported {count} articles to {directory}")
@@ -150,7 +152,8 @@ async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
     sessions = db.session_factory(engine)
     try:
         async with sessions() as session, session.begin():
-            export.audit_export(session, query, args.format, None, "cli", out=str(args.out))
+            export.audit_export(session, query, args.format, None, CLI_ACTOR,
+                                out=str(args.out))
         rows = await export.write_file(sessions, query, args.format, args.out,
                                        _progress("exporting"))
     finally:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,7 @@ from kb.articles import Article as KbArticle
 from kb.articles import ArticleError, load_directory
 from kb.embedding import keep_vectors_in, load_default_embedder
 from kb.index import KnowledgeBase, embed_ahead
+from kb.locales import normalize_locale
 
 Progress = Callable[[int, int], None]
 
@@ -52,6 +54,21 @@ def _row_values(article: KbArticle) -> dict[str, object]:
 
 def _article_content(article: KbArticle) -> dict[str, object]:
     return {**_row_values(article), "locale": article.locale}
+
+
+def _with_valid_locale(article: KbArticle) -> KbArticle:
+    """The article with its locale in the usual spelling; ``InvalidLocale`` when it is not
+    a language tag (the Markdown loader refuses such files before they get here)."""
+    return replace(article, locale=normalize_locale(article.locale))
+
+
+def _stated_update_time(article: KbArticle) -> datetime:
+    """When the article says it was last updated (its front matter's ``updated``, a date
+    read as midnight UTC), else now."""
+    if article.updated is None:
+        return utcnow()
+    stated = datetime.fromisoformat(article.updated)
+    return stated.replace(tzinfo=UTC) if stated.tzinfo is None else stated.astimezone(UTC)
 
 
 def content_of(source: Article | ArticleVersion) -> dict[str, object]:
@@ -119,7 +136,9 @@ async def find_article(session: AsyncSession, slug: str) -> Article | None:
 async def create_article(session: AsyncSession, article: KbArticle, actor_id: int | None,
                          published: bool = False) -> Article:
     """Add a new article as version 1 — a draft the bot does not use until it is published,
-    unless ``published``. Refuses (``ArticleExists``) an id that is taken, in any language."""
+    unless ``published``. Refuses (``ArticleExists``) an id that is taken, in any language,
+    and (``InvalidLocale``) a locale that is not a language tag."""
+    article = _with_valid_locale(article)
     if await find_article(session, article.id) is not None:
         raise ArticleExists(article.id)
     row = Article(slug=article.id, locale=article.locale, published=published,  # type: ignore[arg-type]
@@ -138,8 +157,10 @@ async def update_article(session: AsyncSession, row: Article, article: KbArticle
                          actor_id: int | None) -> bool:
     """Save ``article``'s text (its language may change too) as a new version: over an
     unpublished article in place; for a published one as its pending draft, the live text
-    untouched. False when nothing changed (no new version)."""
-    return await _save(session, row, _article_content(article), actor_id, "kb.update")
+    untouched. False when nothing changed (no new version). ``InvalidLocale`` for a locale
+    that is not a language tag."""
+    content = _article_content(_with_valid_locale(article))
+    return await _save(session, row, content, actor_id, "kb.update")
 
 
 async def _save(session: AsyncSession, row: Article, content: Content, actor_id: int | None,
@@ -230,15 +251,18 @@ async def discard_draft(session: AsyncSession, row: Article, actor_id: int | Non
 
 
 async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
-                          actor_id: int | None = None,
-                          progress: Progress | None = None) -> ImportReport:
+                          actor_id: int | None = None, progress: Progress | None = None,
+                          actor_type: str = "agent") -> ImportReport:
+    """Publish ``articles`` as they are; an article's ``updated`` (else the import time)
+    becomes its update time when it is created or its text changes."""
     report = ImportReport()
     existing = {(a.slug, a.locale): a for a in (await session.execute(select(Article))).scalars()}
     for number, article in enumerate(articles, start=1):
         values = _row_values(article)
         row = existing.get((article.id, article.locale))
         if row is None:
-            row = Article(slug=article.id, locale=article.locale, **values)  # type: ignore[arg-type]
+            row = Article(slug=article.id, locale=article.locale,  # type: ignore[arg-type]
+                          updated_at=_stated_update_time(article), **values)
             session.add(row)
             report.created += 1
         elif any(getattr(row, key) != value for key, value in values.items()):
@@ -249,7 +273,7 @@ async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
             for key, value in values.items():
                 setattr(row, key, value)
             row.version, row.draft_version = newest_version(row) + 1, None
-            row.updated_at = utcnow()
+            row.updated_at = _stated_update_time(article)
             report.updated += 1
         else:
             report.unchanged += 1
@@ -259,15 +283,17 @@ async def import_articles(session: AsyncSession, articles: Sequence[KbArticle],
         record_version(session, row, actor_id)
         if progress:
             progress(number, len(articles))
-    audit(session, "kb.import", "kb", None, actor_id, created=report.created,
+    audit(session, "kb.import", "kb", None, actor_id, actor_type, created=report.created,
           updated=report.updated, discarded_drafts=report.discarded_drafts)
     return report
 
 
 async def import_directory(session: AsyncSession, directory: Path,
-                           progress: Progress | None = None) -> ImportReport:
+                           progress: Progress | None = None,
+                           actor_type: str = "agent") -> ImportReport:
     loaded = load_directory(directory)
-    report = await import_articles(session, loaded.articles, progress=progress)
+    report = await import_articles(session, loaded.articles, progress=progress,
+                                   actor_type=actor_type)
     report.errors = loaded.errors
     return report
 
@@ -290,7 +316,8 @@ def to_markdown(row: Article) -> str:
     return f"---\n{front}---\n\n{row.body.strip()}\n"
 
 
-async def export_directory(session: AsyncSession, directory: Path) -> int:
+async def export_directory(session: AsyncSession, directory: Path,
+                           actor_type: str = "agent") -> int:
     rows = (await session.execute(select(Article).order_by(Article.locale, Article.slug))).scalars()
     count = 0
     for row in rows:
@@ -298,7 +325,7 @@ async def export_directory(session: AsyncSession, directory: Path) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{row.slug}.md").write_text(to_markdown(row), encoding="utf-8")
         count += 1
-    audit(session, "kb.export", "kb", None, None, count=count)
+    audit(session, "kb.export", "kb", None, None, actor_type, count=count)
     return count
 
 

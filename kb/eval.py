@@ -5,7 +5,9 @@ FILE is a JSON object with ``train``, ``val``, ``test``, ``oos_val``, ``oos_test
 ``articles``: ``{label: {"title", "answer"}}``. The knowledge base is built from
 ``train`` (+ article titles and answers), the confidence curve and threshold are
 tuned on ``val`` + ``oos_val`` only, and the report is on ``test`` + ``oos_test``.
-The last line printed is one JSON object.
+The last line printed is one JSON object; a figure that cannot be computed (no test
+queries to time, no ``oos_test``…) is null. A file that cannot be used (missing, not JSON,
+not in that layout) is a ``DatasetError`` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,34 @@ from kb.tuning import OOS, tune
 
 Row = tuple[str, str | None]
 Printer = Callable[[str], Any]
+SPLITS = ("train", "val", "test", "oos_val", "oos_test")
+
+
+class DatasetError(ValueError):
+    """A file ``kb eval`` cannot use: missing, not JSON, or not in the CLINC150 layout."""
+
+
+def _is_pair(row: object) -> bool:
+    return isinstance(row, list) and len(row) == 2 and all(isinstance(v, str) for v in row)
+
+
+def layout_problem(data: object) -> str | None:
+    """What keeps ``data`` from being in the CLINC150 layout, or None when it is."""
+    if not isinstance(data, dict):
+        return f"expected an object with {', '.join(SPLITS)}"
+    if "train" not in data:
+        return "it has no 'train' split"
+    for split in SPLITS:
+        rows = data.get(split)
+        if rows is not None and not isinstance(rows, list):
+            return f"'{split}' must be a list of [query, label]"
+        for index, row in enumerate(rows or []):
+            if not _is_pair(row):
+                return f"{split}[{index}] must be [query, label], not {json.dumps(row)[:80]}"
+    articles = data.get("articles") or {}
+    if not isinstance(articles, dict) or not all(isinstance(a, dict) for a in articles.values()):
+        return "'articles' must map each label to {\"title\", \"answer\"}"
+    return None
 
 
 def _rows(data: dict[str, Any], *splits: str) -> list[Row]:
@@ -67,8 +97,8 @@ def _progress(stage: str) -> Callable[[int, int], None]:
     return report
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values else 0.0
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
 
 
 def _measure(kb: KnowledgeBase, rows: Sequence[Row]) -> tuple[list[str | None], list[float]]:
@@ -124,8 +154,17 @@ def _build(data: dict[str, Any], embedder: Embedder | str | None) -> KnowledgeBa
 
 
 def _load(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise DatasetError(f"{path}: not a JSON file ({exc})") from exc
+    problem = layout_problem(data)
+    if problem is not None:
+        raise DatasetError(f"{path}: not in the CLINC150 layout: {problem}")
+    return data  # type: ignore[no-any-return]
 
 
 def run_eval(
@@ -178,16 +217,10 @@ def run_val_cross_validation(
     n_test = sum(r["n_test"] for r in results)
     n_oos = sum(r["n_oos_test"] for r in results)
     pooled = {
-        "in_scope_accuracy": round(
-            sum((r["in_scope_accuracy"] or 0) * r["n_test"] for r in results) / max(n_test, 1), 4
-        ),
-        "oos_recall": round(
-            sum((r["oos_recall"] or 0) * r["n_oos_test"] for r in results) / n_oos, 4
-        )
-        if n_oos
-        else None,
-        "p50_ms": float(np.median([r["p50_ms"] for r in results])),
-        "p99_ms": max(r["p99_ms"] for r in results),
+        "in_scope_accuracy": _pooled(results, "in_scope_accuracy", "n_test"),
+        "oos_recall": _pooled(results, "oos_recall", "n_oos_test"),
+        "p50_ms": _median(r["p50_ms"] for r in results),
+        "p99_ms": max((r["p99_ms"] for r in results if r["p99_ms"] is not None), default=None),
         "n_test": n_test,
         "n_oos_test": n_oos,
         "folds": folds,
@@ -196,18 +229,40 @@ def run_val_cross_validation(
     return pooled
 
 
+def _pooled(results: Sequence[dict[str, Any]], rate: str, count: str) -> float | None:
+    """A rate over every fold's queries (each fold's weighted by its count); None without any."""
+    total = sum(r[count] for r in results)
+    if not total:
+        return None
+    return round(sum((r[rate] or 0) * r[count] for r in results) / total, 4)
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.median(known)) if known else None
+
+
+def eval_command(path: str, verbose: bool = False, cross_validate: bool = False) -> int:
+    """``omohub kb eval FILE`` (and ``python -m kb.eval``): the exit status; a file that
+    cannot be used is one line on stderr, not a traceback."""
+    try:
+        if cross_validate:
+            run_val_cross_validation(path)
+        else:
+            run_eval(path, verbose=verbose)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in args
     paths = [a for a in args if not a.startswith("--")]
     if len(paths) != 1:
         print("usage: python -m kb.eval FILE [--verbose] [--cv-val]", file=sys.stderr)
         return 2
-    if "--cv-val" in args:
-        run_val_cross_validation(paths[0])
-    else:
-        run_eval(paths[0], verbose=verbose)
-    return 0
+    return eval_command(paths[0], verbose="--verbose" in args, cross_validate="--cv-val" in args)
 
 
 if __name__ == "__main__":

@@ -96,12 +96,15 @@ def tune(
     rows: Sequence[tuple[str, str | None]],
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Outcome]:
-    """Set ``kb.calibration`` and ``kb.threshold`` from validation rows (gold None = oos)."""
+    """Set ``kb.calibration`` and ``kb.threshold`` from validation rows (gold None = oos);
+    without any, both stay as they are (there is nothing to fit them to)."""
     outcomes = []
     for index, (query, gold) in enumerate(rows):
         outcomes.append(score_query(kb, query, gold))
         if progress:
             progress(index + 1, len(rows))
+    if not outcomes:
+        return outcomes
     kb.calibration = fit_calibration(outcomes)
     confidences = np.array([kb.calibration.confidence(o.top, o.margin) for o in outcomes])
     kb.threshold = choose_threshold(confidences, outcomes)

@@ -12,6 +12,7 @@ from hub.files import FileRejected
 from hub.identity import InvalidIdentity, MergeError
 from hub.links import LinkError
 from hub.tickets import TicketError
+from kb.locales import InvalidLocale
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     TicketError: ticket_error,
     MergeError: value_error,
     InvalidIdentity: value_error,
+    InvalidLocale: value_error,
     FileRejected: value_error,
     LinkError: link_error,
     LookupError: lookup_error,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hub import db
 from hub.knowledge import export_directory, import_directory
 from hub.models import UTCDateTime
+from hub.serialize import iso
 from kb.articles import Article, default_articles_dir, load_directory
 from tests.conftest import RunningHub
 
@@ -109,6 +110,7 @@ async def test_export_then_import_is_a_round_trip(kb_hub: RunningHub, tmp_path: 
         source = originals[article.id]
         assert (article.title, article.questions, article.tags, article.locale) == (
             source.title, source.questions, source.tags, source.locale)
+        assert article.updated == source.updated  # the file's date, not the import's
         assert article.body.strip() == source.body.strip()
     async with kb_hub.services.sessions() as session, session.begin():
         report = await import_directory(session, folder)
@@ -364,6 +366,73 @@ async def test_import_publishes_directly_and_replaces_a_stale_draft(kb_hub: Runn
     assert (detail["body"], detail["version"], detail["draft"]) == (imported_body, 4, None)
     assert [v["version"] for v in detail["versions"]] == [4, 3, 2, 1]
     assert await _answer(kb_hub, agent, GIFT["questions"][0], "ja-gift") == imported_body
+
+
+async def test_import_keeps_the_updated_date_the_file_gives(kb_hub: RunningHub) -> None:
+    from hub.knowledge import import_articles
+
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    dated = Article(id="ja-gift", title=GIFT["title"], body=GIFT["body"], updated="2026-01-15")
+    undated = Article(id="ja-rain", title="雨の日の配達", body="雨の日もお届けします。")
+    async with kb_hub.services.sessions() as session, session.begin():
+        await import_articles(session, [dated, undated])
+    before = datetime.now(UTC)
+    async with kb_hub.services.sessions() as session, session.begin():  # a changed text
+        await import_articles(session, [Article(id="ja-gift", title=GIFT["title"], body=NEW_PRICE,
+                                                updated="2026-02-01T09:30:00+09:00")])
+    gift = (await kb_hub.api("GET", "/api/kb/articles/ja-gift", lead)).json()
+    rain = (await kb_hub.api("GET", "/api/kb/articles/ja-rain", lead)).json()
+    assert gift["updated_at"] == "2026-02-01T00:30:00.000000Z"
+    assert gift["versions"][0]["created_at"] >= iso(before)  # the history keeps real time
+    assert rain["updated_at"][:10] == before.date().isoformat()  # no date given: the import's
+
+
+BAD_LOCALES = ["xx", "42", "", "pt_BR", "japanese"]
+
+
+async def test_the_knowledge_base_refuses_a_locale_that_is_no_language_tag(
+        kb_hub: RunningHub) -> None:
+    from hub.knowledge import create_article, find_article, update_article
+    from kb.locales import InvalidLocale
+
+    for bad in BAD_LOCALES:
+        article = Article(id="ja-gift", title=GIFT["title"], body=GIFT["body"], locale=bad)
+        with pytest.raises(InvalidLocale):
+            async with kb_hub.services.sessions() as session, session.begin():
+                await create_article(session, article, None)
+        with pytest.raises(InvalidLocale):
+            async with kb_hub.services.sessions() as session, session.begin():
+                row = await find_article(session, "ja-complaint")
+                assert row is not None
+                await update_article(session, row, article, None)
+    async with kb_hub.services.sessions() as session, session.begin():
+        row = await create_article(session, Article(
+            id="pt-gift", title="Embrulho", body="Embrulhamos.", locale="pt-br"), None)
+        assert row.locale == "pt-BR"  # stored as usually spelt, so search finds it
+
+
+async def test_the_api_refuses_a_locale_that_is_no_language_tag(kb_hub: RunningHub) -> None:
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    before = (await kb_hub.api("GET", "/api/kb/articles/ja-complaint", lead)).json()
+    for bad in BAD_LOCALES:
+        created = await kb_hub.api("POST", "/api/kb/articles", lead,
+                                   json={**GIFT, "id": "ja-gift", "locale": bad})
+        saved = await kb_hub.api("PUT", "/api/kb/articles/ja-complaint", lead,
+                                 json={**GIFT, "locale": bad})
+        for response in (created, saved):
+            assert response.status_code == 400, (bad, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "invalid_locale" and "'locale'" in error["message"]
+    assert (await kb_hub.api("GET", "/api/kb/articles/ja-gift", lead)).status_code == 404
+    assert (await kb_hub.api("GET", "/api/kb/articles/ja-complaint", lead)).json() == before
+    number = await kb_hub.api("POST", "/api/kb/articles", lead,
+                              json={**GIFT, "id": "ja-gift", "locale": 42})
+    assert number.status_code == 400 and set(number.json()["error"]) >= {"code", "message"}
+    for tag, stored in (("zh-TW", "zh-TW"), ("pt-br", "pt-BR"), ("en", "en")):
+        slug = f"gift-{tag.lower()}"
+        created = await kb_hub.api("POST", "/api/kb/articles", lead,
+                                   json={**GIFT, "id": slug, "locale": tag})
+        assert created.status_code == 201 and created.json()["locale"] == stored
 
 
 # ------------------------------------------------------------------------- the migration

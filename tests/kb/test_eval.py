@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 
-from kb.eval import build_articles, run_eval, run_val_cross_validation, val_folds
+from kb.eval import (
+    DatasetError,
+    build_articles,
+    main,
+    run_eval,
+    run_val_cross_validation,
+    val_folds,
+)
 
 TOPICS = {
     "tea": [
@@ -110,9 +118,67 @@ def test_articles_add_titles_and_answers(tmp_path: Path) -> None:
     assert articles["kettle"].body == ""
 
 
-def test_unknown_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        run_eval(str(tmp_path / "missing.json"), out=lambda _line: None, embedder=None)
+UNUSABLE = {
+    "missing.json": None,
+    "not-json.json": "train: [[a, b]]",
+    "not-utf8.json": b"\xff\xfe{}",
+    "a-list.json": [["how do I store tea", "tea"]],
+    "no-train.json": {"test": [["how do I store tea", "tea"]]},
+    "train-a-string.json": {"train": "how do I store tea"},
+    "row-not-a-pair.json": {"train": [["how do I store tea", "tea"], ["no label"]]},
+    "label-not-text.json": {"train": [["how do I store tea", 7]]},
+    "articles-a-list.json": {"train": [["how do I store tea", "tea"]], "articles": ["tea"]},
+}
+
+
+def _unusable(tmp_path: Path, name: str) -> str:
+    path, content = tmp_path / name, UNUSABLE[name]
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif content is not None:
+        path.write_text(json.dumps(content), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("name", sorted(UNUSABLE))
+def test_an_unusable_file_is_one_error_naming_it(tmp_path: Path, name: str) -> None:
+    path = _unusable(tmp_path, name)
+    with pytest.raises(DatasetError) as refused:
+        run_eval(path, out=lambda _line: None, embedder=None)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+@pytest.mark.parametrize("argv", [["FILE"], ["FILE", "--verbose"], ["FILE", "--cv-val"]])
+def test_python_m_kb_eval_explains_an_unusable_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    path = _unusable(tmp_path, "not-json.json")
+    assert main([path if arg == "FILE" else arg for arg in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {path}: not a JSON file " \
+        "(Expecting value: line 1 column 1 (char 0))\n" and captured.out == ""
+
+
+def test_empty_test_lists_give_null_figures_and_no_warnings(tmp_path: Path) -> None:
+    lines: list[str] = []
+    empty = dataset(tmp_path, test=[], oos_test=[], val=[], oos_val=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" and the like
+        result = run_eval(str(empty), out=lines.append, embedder=None)
+    assert json.loads(lines[-1]) == result == {
+        "in_scope_accuracy": None, "oos_recall": None, "p50_ms": None, "p99_ms": None,
+        "n_test": 0, "n_oos_test": 0}
+
+
+def test_cross_validation_without_val_gives_null_figures(tmp_path: Path) -> None:
+    empty = dataset(tmp_path, val=[], oos_val=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_val_cross_validation(str(empty), out=lambda _line: None, embedder=None)
+    assert (result["in_scope_accuracy"], result["oos_recall"]) == (None, None)
+    assert (result["p50_ms"], result["p99_ms"], result["n_test"]) == (None, None, 0)
 
 
 def test_val_folds_never_touch_test_and_cover_val(tmp_path: Path) -> None:
