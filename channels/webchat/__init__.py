@@ -73,6 +73,9 @@ class WebChat:
     async def receive(self, inbound: Inbound) -> IngestResult:
         result = await self.services.ingestor.ingest(inbound)
         await self.namespace.after_ingest(inbound.identity_value, result)
+        if result.opened and await self.presence.present(inbound.identity_value):
+            # a first message makes the visitor a customer: only now can agents be told
+            await self._publish_presence(result.customer.id, online=True)  # type: ignore[arg-type]
         return result
 
     async def issue_link(self, visitor_id: str, target: str) -> links.IssuedLink | None:
@@ -137,8 +140,11 @@ class WebChat:
             customer_id = (await session.execute(select(Identity.customer_id).where(
                 Identity.kind == "web", Identity.value == visitor_id))).scalar_one_or_none()
         if customer_id is not None:  # a visitor who never wrote is nobody's customer yet
-            await self.services.bus.publish(events.Event(
-                events.CUSTOMER_PRESENCE, {"customer_id": customer_id, "online": online}))
+            await self._publish_presence(customer_id, online)
+
+    async def _publish_presence(self, customer_id: int, online: bool) -> None:
+        await self.services.bus.publish(events.Event(
+            events.CUSTOMER_PRESENCE, {"customer_id": customer_id, "online": online}))
 
     async def on_event(self, event: events.Event) -> None:
         """Agents typing reach the customer's open chat windows."""

@@ -266,12 +266,16 @@ async def test_agents_hear_when_the_visitors_last_tab_closes_and_a_new_one_opens
     first = await customer(hub, clients)
     token = (await first.next("session"))["visitor_token"]
     asked = await first.call("message", {"text": "二つのタブで見ています"})
+    # the first message makes the visitor a customer, who is online
+    arrived = await inbox.next("customer.presence")
+    assert arrived["online"] is True
     second = await customer(hub, clients, visitor_token=token)
     await second.next("session")
     await first.sio.disconnect()  # one tab is still open: nothing to tell
     await second.sio.disconnect()
     ticket = (await hub.api("GET", f"/api/conversations/{asked['conversation_id']}",
                             await hub.login())).json()
+    assert arrived["customer_id"] == ticket["customer"]["id"]
     gone = await inbox.next("customer.presence")
     assert gone == {"customer_id": ticket["customer"]["id"], "online": False}
     back = await customer(hub, clients, visitor_token=token)
