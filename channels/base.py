@@ -81,6 +81,9 @@ class SendResult:
     # Delivered, but nobody was there to see it (a chat whose tabs are all closed): the
     # hub may follow up on a channel that reaches the customer later (hub/follow_up.py).
     recipient_away: bool = False
+    # The channel it left on when the adapter handed it to another one (a text reply on a
+    # phone ticket goes out as SMS); the outbox relabels the item so the timeline says so.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from hub.api.deps import ServicesDep, provide_services
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.assistant import Assistant
 from hub.events import EventBus
-from hub.files import FileStore
+from hub.files import FileStore, download_disposition, served_type
 from hub.follow_up import EmailFollowUp
 from hub.hours import business_hours
 from hub.ingest import Ingestor
@@ -76,8 +76,9 @@ async def serve_file(key: FromPath[str], name: FromPath[str], services: Services
     path = services.files.path_for(key, name)
     if path is None:
         raise NotFoundException("no such file")
-    return File(path, content_disposition_type="attachment",
-                headers={"X-Content-Type-Options": "nosniff",
+    return File(path, media_type=served_type(name),
+                headers={"content-disposition": download_disposition(name),
+                         "X-Content-Type-Options": "nosniff",
                          "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 

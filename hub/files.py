@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import secrets
 import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from channels.base import Attachment
 
@@ -17,6 +19,7 @@ IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_NOT_PLAIN_ASCII = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class FileRejected(ValueError):
@@ -38,6 +41,45 @@ def safe_name(name: str) -> str:
     name = unicodedata.normalize("NFKC", Path(name or "file").name)
     cleaned = _UNSAFE.sub("_", name).strip("._") or "file"
     return cleaned[-120:]
+
+
+def _ascii_fallback(name: str) -> str:
+    """``name`` in plain ASCII letters, digits, ``.``, ``-`` and ``_`` (accents dropped,
+    anything else one ``_``), keeping its extension; ``file`` when no stem is left."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    plain_extension = _plain_ascii(extension)
+    plain = _plain_ascii(stem) or "file"
+    return f"{plain}.{plain_extension}" if plain_extension else plain
+
+
+def _plain_ascii(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _NOT_PLAIN_ASCII.sub("_", folded).strip("._")
+
+
+def served_type(name: str) -> str:
+    """The Content-Type a stored file is served with: its own for the images the hub checks
+    by their bytes and for sound and video (shown in the inbox, fetched by LINE), which a
+    browser never runs; anything else as bytes, so an uploaded page or SVG never runs on
+    the hub's origin whatever its name says."""
+    guessed, _ = mimetypes.guess_type(name)
+    if guessed and (guessed in IMAGE_SIGNATURES or guessed.startswith(("audio/", "video/"))):
+        return guessed
+    return "application/octet-stream"
+
+
+def download_disposition(name: str) -> str:
+    """The ``Content-Disposition`` of a download named ``name`` (RFC 6266): a quoted ASCII
+    fallback every browser reads, and the exact name as ``filename*`` (RFC 5987) when it
+    differs. Both are spelled in header-safe characters only, whatever ``name`` holds."""
+    printable = "".join(c for c in name if not unicodedata.category(c).startswith("C"))
+    fallback = _ascii_fallback(printable)
+    header = f'attachment; filename="{fallback}"'
+    if printable and printable != fallback:
+        header += f"; filename*=UTF-8''{quote(printable, safe='')}"
+    return header
 
 
 class FileStore:

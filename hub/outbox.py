@@ -161,6 +161,8 @@ class Dispatcher:
                 return
             row.attempts += 1
             row.lease_until = None
+            if result.channel and result.channel != item.channel:
+                row.channel = item.channel = result.channel
             if result.ok:
                 row.status, row.sent_at = "sent", now
                 item.delivery_status = Delivery.SENT

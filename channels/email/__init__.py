@@ -23,7 +23,7 @@ from channels.base import Capabilities, Outbound, SendResult
 from channels.email.imap import ImapPoller, ImapSettings
 from channels.email.loops import OwnIds, domain_of
 from channels.email.parse import MailPart
-from channels.email.receive import MAX_MESSAGE_BYTES, MailReceiver, Received
+from channels.email.receive import MAX_MESSAGE_BYTES, MailReceiver, Received, undeliverable
 from channels.email.send import (
     MailDraft,
     RelayConfig,
@@ -173,6 +173,8 @@ class EmailChannel:
             recipient = normalize_email(outbound.recipient)
         except InvalidIdentity as exc:
             return SendResult(False, error=str(exc)[:480])
+        if undeliverable(recipient):
+            return SendResult(False, error=f"{recipient} cannot receive mail (unknown sender)")
         draft = await self._draft(outbound, recipient)
         return await relay(build_message(draft), RelayConfig.from_settings(settings),
                            self.addresses[0], recipient)

@@ -4,6 +4,9 @@ parse → our own mail coming back? (dropped) → a bounce of ours? (status) →
 threading hint → the sender's address proven or only claimed? → store raw + attachments →
 ingest (committed) → maybe acknowledge.
 
+Mail without a usable sender gets an address of its own in the ``.invalid`` domain, marked
+unreachable: it is kept and shown, but no reply or acknowledgement can go to it.
+
 An address joins mail to a customer automatically only when it is verified for them, or
 is their own (mail came from it before). An address a customer only *gave* (in chat, or to
 an agent) is proven by a reply to one of our own Message-IDs in that customer's ticket,
@@ -14,6 +17,7 @@ suggests the merge ("same e-mail address as …").
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -23,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Attachment, Inbound, StatusUpdate
-from channels.email.loops import OwnIds, ack_allowed, automatic_reason, is_own_mail
+from channels.email.loops import OwnIds, ack_allowed, automatic_reason, domain_of, is_own_mail
 from channels.email.parse import ParsedMail, parse_message, synthetic_message_id
 from hub.files import FileStore
 from hub.identity import (
@@ -31,6 +35,7 @@ from hub.identity import (
     find_identity,
     normalize_email,
     release_claim,
+    set_reachable,
     set_verified,
     unproven_claim,
 )
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MAX_ATTACHMENTS = 50
 MAX_ADDRESS = 320
-UNKNOWN_SENDER = "unknown-sender@omohub.invalid"
+UNKNOWN_SENDER_DOMAIN = "omohub.invalid"
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _DAEMON_LOCALS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
 _SMTP_REASON = re.compile(r"^.*\b([45]\d\d[ \-]|[45]\.\d{1,3}\.\d{1,3}\b).*$", re.MULTILINE)
@@ -72,8 +77,10 @@ def external_id_for(mail: ParsedMail, raw: bytes) -> str:
     return message_id
 
 
-def sender_identity(mail: ParsedMail, envelope_sender: str | None) -> tuple[str, list[str]]:
-    """The customer's address: the header From; the envelope only when From is missing."""
+def sender_identity(mail: ParsedMail, envelope_sender: str | None,
+                    message_id: str) -> tuple[str, list[str]]:
+    """The customer's address: the header From; the envelope only when From is missing;
+    a mail with neither gets an unreachable address of its own."""
     for candidate, flag in ((mail.from_address, None), (envelope_sender, "sender_from_envelope")):
         if not candidate:
             continue
@@ -83,7 +90,20 @@ def sender_identity(mail: ParsedMail, envelope_sender: str | None) -> tuple[str,
             continue
         if len(address) <= MAX_ADDRESS:  # the identity column's width
             return address, [flag] if flag else []
-    return UNKNOWN_SENDER, ["unknown_sender"]
+    return unknown_sender(message_id), ["unknown_sender"]
+
+
+def unknown_sender(message_id: str) -> str:
+    """The address of a mail that names no usable sender: one per Message-ID, so unrelated
+    senders never share a customer and a redelivery finds the same one again."""
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return f"unknown-sender-{digest}@{UNKNOWN_SENDER_DOMAIN}"
+
+
+def undeliverable(address: str) -> bool:
+    """No mail can reach it: the ``.invalid`` top-level domain is reserved for that
+    (RFC 2606), and an unknown sender's address is in it."""
+    return domain_of(address).rpartition(".")[2] == "invalid"
 
 
 def bounce_reason(mail: ParsedMail) -> str:
@@ -120,12 +140,14 @@ class MailReceiver:
             bounced = await self._apply_bounce(mail, raw, message_id)
             if bounced is not None:
                 return bounced
-        sender, sender_flags = sender_identity(mail, envelope_sender)
+        sender, sender_flags = sender_identity(mail, envelope_sender, message_id)
         async with self.services.sessions() as session:  # one read-only look-up for both
             existing = await _existing(session, message_id)
-            if existing is not None:
-                return Received("duplicate", message_id, existing.id, existing.conversation_id)
-            hint, refused = await self.thread_hint(session, mail, sender)
+            hint, refused = ((None, None) if existing is not None
+                             else await self.thread_hint(session, mail, sender))
+        if existing is not None:
+            await self._settle_unreachable(sender)  # a crash may have come between the two
+            return Received("duplicate", message_id, existing.id, existing.conversation_id)
         if await self.settle_claim(mail, sender) == "released" and hint is not None:
             hint, refused = None, hint  # the giver's ticket is not the sender's to join
         for flag in sender_flags:
@@ -158,11 +180,20 @@ class MailReceiver:
                                           self.services.settings.max_upload_bytes)
         inbound = build_inbound(mail, sender, message_id, raw_file, files, skipped, *thread)
         result = await self.services.ingestor.ingest(inbound)
-        if result.created:
+        await self._settle_unreachable(sender)
+        if result.created and not undeliverable(sender):
             await self._maybe_acknowledge(mail, result.customer.id,  # type: ignore[arg-type]
                                           result.conversation.id)  # type: ignore[arg-type]
         outcome = "stored" if result.created else "duplicate"
         return Received(outcome, message_id, result.item.id, result.conversation.id)
+
+    async def _settle_unreachable(self, sender: str) -> None:
+        """Mark an address no reply can reach (an unknown sender's) unreachable, as LINE
+        marks a user who blocked the account. After the ingest: a message from an identity
+        marks it reachable."""
+        if undeliverable(sender):
+            async with self.services.sessions() as session, session.begin():
+                await set_reachable(session, "email", sender, False)
 
     async def thread_hint(self, session: AsyncSession, mail: ParsedMail,
                           sender: str) -> tuple[int | None, int | None]:

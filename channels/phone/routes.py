@@ -22,7 +22,7 @@ from hub.api.deps import ServicesDep
 from hub.api.errors import error_response
 from hub.services import Services
 
-XML = "text/xml; charset=utf-8"
+XML = "text/xml"  # Litestar appends "; charset=utf-8" to text/* types itself
 Handler = Callable[[dict[str, str]], Awaitable[str | None]]
 AnyRequest = Request[Any, Any, Any]
 

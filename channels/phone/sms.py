@@ -133,7 +133,8 @@ class SmsChannel:
             return
         services = self.services
         if await apply_status(services.sessions, services.bus, update) is None:
-            # a text reply on a phone ticket went out as SMS but sits on the phone channel
+            # a text reply on a phone ticket sent before the outbox relabelled such
+            # replies ``sms`` (SendResult.channel) still sits on the phone channel
             await apply_status(services.sessions, services.bus,
                                StatusUpdate("phone", update.external_id, update.status,
                                             update.error))

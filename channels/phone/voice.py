@@ -35,7 +35,8 @@ Form = Mapping[str, str]
 
 
 class PhoneChannel:
-    """The phone channel. A text reply on a phone ticket goes out as SMS to the caller."""
+    """The phone channel. A text reply on a phone ticket goes out as SMS to the caller, and
+    its send result says so: the outbox then labels the reply ``sms``."""
 
     name = "phone"
     capabilities = Capabilities(text_limit=SmsChannel.capabilities.text_limit,
@@ -59,7 +60,7 @@ class PhoneChannel:
         await self.background.close(grace)
 
     async def send(self, outbound: Outbound) -> SendResult:
-        return await self.sms.send(outbound)
+        return replace(await self.sms.send(outbound), channel=self.sms.name)
 
     # --- the call flow -----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from channels.email import EmailChannel
-from hub.models import TimelineItem
+from hub.models import Identity, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 from tests.channels.test_email import (
@@ -26,6 +26,7 @@ from tests.channels.test_email import (
     item_for,
     make_mail,
     timeline,
+    token_for,
 )
 from tests.channels.test_email_parse import CORPUS, FIXTURES
 from tests.conftest import RunningHub
@@ -141,6 +142,53 @@ async def test_a_sender_address_too_long_to_be_an_identity_is_kept_as_unknown(
     assert (await email_of(services).receive(raw)).outcome == "stored"
     item = await item_for(services, message_id)
     assert item is not None and "unknown_sender" in item.data["flags"]
+
+
+def senderless(message_id: str, sender: str | None) -> bytes:
+    """A mail whose From header is ``sender`` (None: no From header at all)."""
+    head = [*([f"From: {sender}"] if sender is not None else []), f"To: {SUPPORT}",
+            "Subject: 問い合わせ", f"Message-ID: {message_id}", "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8"]
+    return ("\r\n".join(head) + f"\r\n\r\n{message_id} の件です\r\n").encode()
+
+
+async def test_mail_without_a_usable_sender_gets_an_unreachable_customer_of_its_own(
+        hub: RunningHub, sink: SmtpSink) -> None:
+    hub.services.settings = hub.services.settings.with_changes(email_auto_ack="受け付けました")
+    mails = {f"<no-sender-{n}@example.jp>": sender
+             for n, sender in enumerate([None, "nobody", "", "<>", "Taro Yamada"])}
+    for message_id, sender in mails.items():
+        assert (await post(hub, senderless(message_id, sender))).json()["outcome"] == "stored"
+    first = next(iter(mails))
+    again = (await post(hub, senderless(first, None))).json()
+    assert again["outcome"] == "duplicate"
+
+    identities: list[Identity] = []
+    conversations: list[int] = []
+    for message_id in mails:
+        item = await item_for(hub.services, message_id)
+        assert item is not None and "unknown_sender" in item.data["flags"]
+        async with hub.services.sessions() as session:
+            identity = await session.get(Identity, item.identity_id)
+        assert identity is not None and identity.kind == "email"
+        identities.append(identity)
+        conversations.append(item.conversation_id)
+    assert len({i.value for i in identities}) == len({i.customer_id for i in identities}) == 5
+    assert len(set(conversations)) == 5
+    assert await count_items(hub.services, channel="email") == 5  # each stored once, nothing lost
+
+    token = await token_for(hub)
+    for identity in identities:
+        profile = (await hub.api("GET", f"/api/customers/{identity.customer_id}", token)).json()
+        assert profile["identities"] == [{"kind": "email", "value": identity.value,
+                                          "verified": False, "reachable": False}]
+    assert await _acks(hub.services) == []
+
+    updates = Updates(hub.services)
+    reply = await agent_reply(hub, conversations[0], "ご連絡ありがとうございます")
+    failed = await updates.until(reply["id"], "failed")
+    assert "cannot receive mail" in failed["error"]
+    assert sink.received.empty()
 
 
 async def test_unparseable_mail_is_stored_raw_and_flagged(services: Services,

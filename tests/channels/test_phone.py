@@ -139,6 +139,19 @@ async def test_bad_signatures_are_403_and_bad_input_400_storing_nothing(hub: Run
         withheld["CallSid"]] * 2
 
 
+async def test_twiml_answers_name_their_charset_once(hub: RunningHub) -> None:
+    twilio = Twilio(hub)
+    answers = [await twilio.post("/webhooks/twilio/voice", call()),
+               await twilio.post("/webhooks/twilio/sms", sms("SM" + "5" * 32, "hello")),
+               await twilio.post("/webhooks/twilio/status",
+                                 call(CallStatus="completed", SequenceNumber="3"))]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers.get_list("content-type") == ["text/xml; charset=utf-8"]
+    refused = await twilio.post("/webhooks/twilio/voice", call(), signature="bm9wZQ==")
+    assert refused.headers.get_list("content-type") == ["application/json"]
+
+
 
 
 # --- the IVR --------------------------------------------------------------------------
@@ -372,6 +385,29 @@ async def test_sms_in_and_reply_out(hub: RunningHub, fake: FakeTwilio) -> None:
         ("message", "web"), ("system", "sms"), ("message", "sms")]
 
 
+async def test_a_text_reply_after_a_call_leaves_and_is_labelled_as_sms(
+        hub: RunningHub, fake: FakeTwilio) -> None:
+    twilio = Twilio(hub)
+    conversation_id = await known_caller(hub)
+    await twilio.twiml("/webhooks/twilio/voice", call())  # the customer last used the phone
+    relabelled = updates(hub.services, lambda item: item["channel"] == "sms"
+                         and item["delivery_status"] == "sent")
+    token = await hub.login()
+    reply = await hub.api("POST", f"/api/conversations/{conversation_id}/messages", token,
+                          json={"text": "先ほどのお電話の件です"})
+    assert reply.status_code == 201 and reply.json()["channel"] == "phone"  # queued
+    await asyncio.wait_for(relabelled.wait(), 10)
+    assert [(m["To"], m["Body"]) for m in fake.messages] == [(CALLER, "先ほどのお電話の件です")]
+    items = await timeline(hub, conversation_id)
+    assert [(i["type"], i["channel"], i["direction"]) for i in items][-2:] == [
+        ("call", "phone", "in"), ("message", "sms", "out")]
+
+    report = {"AccountSid": ACCOUNT, "MessageSid": fake.messages[0]["Sid"],
+              "MessageStatus": "delivered", "To": CALLER, "From": SUPPORT}
+    assert (await twilio.post("/webhooks/twilio/sms/status", report)).status_code == 200
+    assert (await timeline(hub, conversation_id))[-1]["delivery_status"] == "delivered"
+
+
 @pytest.fixture
 def plain_settings(twilio_socket: socket.socket) -> Settings:
     return Settings(twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN,
@@ -576,6 +612,7 @@ async def test_click_to_call_stays_in_the_ticket_and_its_recording_plays_for_age
         "ErrorCode": "30006"})
     failed = (await timeline(hub, conversation_id))[-1]
     assert failed["delivery_status"] == "failed" and "30006" in failed["error"]
+    assert failed["channel"] == "sms"
 
 
 async def test_browser_softphone_token_queue_and_outgoing_call(hub: RunningHub) -> None:
