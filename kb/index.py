@@ -381,9 +381,15 @@ class KnowledgeBase:
         return self._hits(ranked, limit)
 
     def _hits(self, ranked: list[tuple[int, float, np.ndarray]], limit: int) -> list[Hit]:
+        """Each hit's confidence weighs its score against the best *other* article: the
+        top one's lead over the runner-up, a lower one's (negative) gap to the top, so a
+        lower-ranked article never looks surer than the one ranked above it."""
         hits = []
+        if not ranked:
+            return hits
+        top, second = ranked[0][1], (ranked[1][1] if len(ranked) > 1 else 0.0)
         for position, (label, score, row) in enumerate(ranked[:limit]):
-            runner_up = ranked[position + 1][1] if position + 1 < len(ranked) else 0.0
+            best_other = second if position == 0 else top
             article = self.articles[label]
             hits.append(
                 Hit(
@@ -391,7 +397,7 @@ class KnowledgeBase:
                     title=article.title or article.id,
                     short_answer=article.short_answer,
                     score=round(score, 6),
-                    confidence=round(self.calibration.confidence(score, score - runner_up), 6),
+                    confidence=round(self.calibration.confidence(score, score - best_other), 6),
                     locale=article.locale,
                     tags=article.tags,
                     products=article.products,

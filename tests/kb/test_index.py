@@ -32,6 +32,24 @@ def test_typos_are_tolerated(lexical_kb: KnowledgeBase) -> None:
     assert lexical_kb.search("how do I dscale my kettel")[0].article_id == "en-kettle-care"
 
 
+QUERIES = st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from(["お手入れ方法は", "返品", "ポイント", "配送", "ケトル", "タオル",
+                              "care", "return", "points", "delivery", "store", "hours"]),
+             min_size=1, max_size=4).map(" ".join))
+
+
+@given(QUERIES)
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_lower_ranked_article_never_looks_surer(lexical_kb: KnowledgeBase, query: str) -> None:
+    """Search results are ranked by score, and each confidence weighs the score against
+    the best other article, so confidence never rises down the list."""
+    hits = lexical_kb.search(query, limit=5)
+    confidences = [hit.confidence for hit in hits]
+    assert confidences == sorted(confidences, reverse=True)
+
+
 def test_locale_filter(lexical_kb: KnowledgeBase) -> None:
     hits = lexical_kb.search("OMO kettle", locale="ja", limit=3)
     assert hits and all(h.locale == "ja" for h in hits)
