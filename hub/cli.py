@@ -149,13 +149,10 @@ async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
     query = export.VocQuery.for_days(args.from_, args.to, settings.timezone,
                                      channel=args.channel, mask_pii=args.mask_pii)
     engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
     try:
-        async with sessions() as session, session.begin():
-            export.audit_export(session, query, args.format, None, CLI_ACTOR,
-                                out=str(args.out))
-        rows = await export.write_file(sessions, query, args.format, args.out,
-                                       _progress("exporting"))
+        rows = await export.export_to_file(db.session_factory(engine), query, args.format,
+                                           args.out, _progress("exporting"),
+                                           actor_type=CLI_ACTOR)
     finally:
         await engine.dispose()
     print(f"exported {rows} rows to {args.out}")
@@ -216,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     voc.add_argument("--to", type=_day, help="last day, included (YYYY-MM-DD)")
     voc.add_argument("--channel", help="one channel only (web, line, email, phone, sms)")
     voc.add_argument("--mask-pii", action="store_true",
-                     help="mask names, e-mail addresses, phone and card numbers")
+                     help="mask names, addresses, e-mail addresses, phone and card numbers")
     exporter.set_defaults(handler=cmd_export)
     return parser
 

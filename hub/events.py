@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
+CONVERSATION_DELETED = "conversation.deleted"  # {"id", "customer_id"}: erased, drop it
 TYPING = "typing"
 CUSTOMER_PRESENCE = "customer.presence"  # {"customer_id", "online"}: a chat opened or closed
 

@@ -6,7 +6,8 @@ CRLF, which Excel opens correctly in Japanese), XLSX or JSON Lines. Rows are rea
 chunks by id, so an export of millions of messages streams in constant memory. Dates are
 whole days in the hub's time zone (``OMOHUB_TIMEZONE``), and every row carries both the
 UTC time (the API's form) and the local time that a spreadsheet shows. ``mask_pii``
-replaces names and the personal data in the text (hub.pii).
+replaces names and the personal data in the text (hub.pii), including what each row's
+customer record knows about them (their names and identity values).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.identity import audit
-from hub.models import Conversation, Customer, ItemKind, SenderType, TimelineItem
-from hub.pii import mask_name, mask_text
+from hub.identity import audit, claims_of
+from hub.models import Conversation, Customer, Identity, ItemKind, SenderType, TimelineItem
+from hub.pii import Term, mask_name, mask_text, personal_terms
 from hub.serialize import iso
 
 COLUMNS = ("item_id", "created_at", "local_time", "conversation_id", "customer_id",
@@ -46,6 +47,10 @@ Progress = Callable[[int, int], None]
 
 class ExportError(ValueError):
     pass
+
+
+class ExportFileError(ExportError):
+    """The export file could not be written (a missing folder, no permission, a full disk)."""
 
 
 @dataclass(frozen=True)
@@ -128,32 +133,77 @@ async def chunks(sessions: async_sessionmaker[AsyncSession], query: VocQuery,
                  size: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
     """The rows, ``size`` at a time, in id order (keyset paging: no OFFSET scans)."""
     zone = ZoneInfo(query.timezone)
+    known = KnownTerms() if query.mask_pii else None
     after = 0
     while True:
         async with sessions() as session:
-            result = await session.execute(
+            result = (await session.execute(
                 _statement(query).where(TimelineItem.id > after)  # type: ignore[operator]
-                .order_by(TimelineItem.id).limit(size or CHUNK))
-            batch = [_row(values, zone, query.mask_pii) for values in result.all()]
+                .order_by(TimelineItem.id).limit(size or CHUNK))).all()
+            if known is not None:
+                await known.load(session, {values.customer_id for values in result})
+        batch = (_rows(result, zone, None) if known is None  # masking is CPU work: in a thread
+                 else await asyncio.to_thread(_rows, result, zone, known))
         if not batch:
             return
         yield batch
         after = batch[-1]["item_id"]
 
 
-def _row(values: Any, zone: ZoneInfo, mask: bool) -> dict[str, Any]:
+def _rows(result: Iterable[Any], zone: ZoneInfo,
+          known: KnownTerms | None) -> list[dict[str, Any]]:
+    return [_row(values, zone, known) for values in result]
+
+
+def _row(values: Any, zone: ZoneInfo, known: KnownTerms | None) -> dict[str, Any]:
+    """One row; masked when ``known`` holds what the customers' records know of them."""
     (item_id, created_at, conversation_id, customer_id, name, channel, kind, text, sku,
      store, status, tags, locale) = values
     moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    if known is not None:
+        name, text = mask_name(name, customer_id), mask_text(text, known=known.of(customer_id))
     return {
         "item_id": item_id, "created_at": iso(moment),
         "local_time": moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
         "conversation_id": conversation_id, "customer_id": customer_id,
-        "customer_name": mask_name(name, customer_id) if mask else (name or ""),
-        "channel": channel, "kind": kind, "text": mask_text(text) if mask else text,
+        "customer_name": name or "", "channel": channel, "kind": kind, "text": text,
         "product_sku": sku or "", "store_id": store or "", "status": status,
         "tags": list(tags or []), "locale": locale or "",
     }
+
+
+class KnownTerms:
+    """What each customer's record knows of them (``hub.pii.personal_terms``: names and
+    identity values, also those of customers merged into them), read once per export for
+    the customers each chunk of rows names."""
+
+    LIMIT = 20_000  # customers remembered; past it the cache starts again
+
+    def __init__(self) -> None:
+        self._terms: dict[int, tuple[Term, ...]] = {}
+
+    def of(self, customer_id: int) -> tuple[Term, ...]:
+        return self._terms.get(customer_id, ())
+
+    async def load(self, session: AsyncSession, customer_ids: set[int]) -> None:
+        if len(self._terms) > self.LIMIT:
+            self._terms.clear()
+        missing = customer_ids - self._terms.keys()
+        if not missing:
+            return
+        people = (await session.execute(select(Customer).where(or_(
+            Customer.id.in_(missing), Customer.merged_into_id.in_(missing))))).scalars().all()
+        identities = (await session.execute(
+            select(Identity.customer_id, Identity.kind, Identity.value)
+            .where(Identity.customer_id.in_(missing)))).all()
+        terms: dict[int, list[Term]] = {customer_id: [] for customer_id in missing}
+        for customer in people:
+            owner = customer.id if customer.id in missing else customer.merged_into_id
+            terms[owner] += personal_terms(  # type: ignore[index]
+                customer.display_name, claims_of(customer))
+        for customer_id, kind, value in identities:
+            terms[customer_id] += personal_terms(None, [(kind, value)])
+        self._terms.update({key: tuple(dict.fromkeys(found)) for key, found in terms.items()})
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -201,26 +251,61 @@ async def stream(sessions: async_sessionmaker[AsyncSession], query: VocQuery,
 
 async def write_file(sessions: async_sessionmaker[AsyncSession], query: VocQuery, fmt: str,
                      path: Path, progress: Progress | None = None) -> int:
-    """Write the export to ``path``; returns the number of rows."""
+    """Write the export to ``path``; returns the number of rows. A file that cannot be
+    written raises ``ExportFileError``; what was written of it is removed."""
+    try:
+        out = path.open("wb")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+    try:
+        with out:
+            return await _write(sessions, query, fmt, out, progress)
+    except BaseException as exc:
+        _discard(path)  # half an export of personal data helps nobody
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from exc
+        raise
+
+
+async def export_to_file(sessions: async_sessionmaker[AsyncSession], query: VocQuery,
+                         fmt: str, path: Path, progress: Progress | None = None, *,
+                         actor_id: int | None = None, actor_type: str = "cli") -> int:
+    """``write_file``, then the audit log's record of it: only an export that was written
+    is recorded (with its file and row count)."""
+    rows = await write_file(sessions, query, fmt, path, progress)
+    async with sessions() as session, session.begin():
+        audit_export(session, query, fmt, actor_id, actor_type, out=str(path), rows=rows)
+    return rows
+
+
+async def _write(sessions: async_sessionmaker[AsyncSession], query: VocQuery, fmt: str,
+                 out: BinaryIO, progress: Progress | None) -> int:
     total = await count_rows(sessions, query) if progress else 0
     done = 0
     book = _XlsxBook() if fmt == "xlsx" else None
-    with path.open("wb") as out:
-        if fmt == "csv":
-            out.write(csv_bytes((), header=True))
-        async for batch in chunks(sessions, query):
-            if book is not None:  # openpyxl is CPU work: off the event loop
-                await asyncio.to_thread(book.append, batch)
-            else:
-                out.write(_encode(batch, fmt))
-            done += len(batch)
-            if progress:
-                progress(done, total)
-        if book is not None:
-            await asyncio.to_thread(book.save, out)
+    if fmt == "csv":
+        out.write(csv_bytes((), header=True))
+    async for batch in chunks(sessions, query):
+        if book is not None:  # openpyxl is CPU work: off the event loop
+            await asyncio.to_thread(book.append, batch)
+        else:
+            out.write(_encode(batch, fmt))
+        done += len(batch)
+        if progress:
+            progress(done, total)
+    if book is not None:
+        await asyncio.to_thread(book.save, out)
     if progress and total == 0:
         progress(0, 0)
     return done
+
+
+def _cannot_write(path: Path, exc: OSError) -> ExportFileError:
+    return ExportFileError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _discard(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 class _XlsxBook:

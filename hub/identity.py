@@ -6,6 +6,7 @@ value, or an agent merge (audited, reversible).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -29,6 +30,9 @@ from hub.models import (
 )
 
 DEFAULT_PHONE_REGION = "JP"
+# Customer.attributes: the display name was made up by the hub, not given by the person
+PLACEHOLDER_NAME = "placeholder_name"
+_GUEST_NAME = re.compile(r"Guest \S{1,4}")
 _MAX_VALUE = 320
 
 
@@ -94,6 +98,16 @@ async def join_identity(session: AsyncSession, customer_id: int, kind: str,
     return identity
 
 
+def guest_name(visitor: str) -> str:
+    """The name of a visitor the hub knows nothing about: "Guest" and the end of their id."""
+    return f"Guest {visitor[-4:].upper()}"
+
+
+def is_guest_name(name: str | None) -> bool:
+    """Whether ``name`` is one ``guest_name`` gives, not a person's name."""
+    return name is not None and _GUEST_NAME.fullmatch(name) is not None
+
+
 def audit(session: AsyncSession, action: str, subject_type: str, subject_id: int | None,
           actor_id: int | None = None, actor_type: str = "agent", **data: Any) -> None:
     session.add(AuditEvent(actor_type=actor_type, actor_id=actor_id, action=action,
@@ -121,8 +135,12 @@ async def merge_customers(session: AsyncSession, target_id: int, source_id: int,
     for conversation in conversations:
         conversation.customer_id = target_id
     await _fold_open_tickets(session, target_id, conversations, moved)
-    moved["attributes"] = [k for k in source.attributes if k not in target.attributes]
-    target.attributes = {**source.attributes, **target.attributes}
+    # What the source knew that the target did not; the source's placeholder flag says its
+    # own name was made up, nothing about the target's.
+    moved["attributes"] = [k for k in source.attributes
+                           if k not in target.attributes and k != PLACEHOLDER_NAME]
+    target.attributes = {**{k: source.attributes[k] for k in moved["attributes"]},
+                         **target.attributes}
     source.merged_into_id = target_id
     merge = CustomerMerge(target_id=target_id, source_id=source_id, actor_id=actor_id,
                           moved=moved)
@@ -384,7 +402,7 @@ async def release_claim(session: AsyncSession, identity: Identity, display_name:
     two ("same e-mail address as …"). None when someone else moved it first."""
     giver_id = identity.customer_id
     sender = Customer(display_name=display_name[:200],
-                      attributes={"placeholder_name": True} if placeholder else {})
+                      attributes={PLACEHOLDER_NAME: True} if placeholder else {})
     session.add(sender)
     await session.flush()
     moved = await session.execute(

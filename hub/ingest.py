@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from channels.base import Inbound
 from hub import events
 from hub.db import SqliteWriter
-from hub.identity import normalize_identity, preview
+from hub.identity import PLACEHOLDER_NAME, guest_name, normalize_identity, preview
 from hub.models import (
     Conversation,
     Customer,
@@ -64,7 +64,7 @@ def default_display_name(inbound: Inbound, value: str) -> tuple[str, bool]:
         return inbound.display_name.strip()[:200], False
     if inbound.identity_kind in {"email", "phone"}:
         return value, True
-    return f"Guest {value[-4:].upper()}", True
+    return guest_name(value), True
 
 
 def _row(model: type[Any], **values: Any) -> dict[str, Any]:
@@ -405,7 +405,7 @@ class _Batch:
             name, placeholder = default_display_name(inbound, inbound.identity_value)
             customers.append(_row(
                 Customer, display_name=name, created_at=self.now, updated_at=self.now,
-                attributes={"placeholder_name": True} if placeholder else {}))
+                attributes={PLACEHOLDER_NAME: True} if placeholder else {}))
             identities.append(_row(Identity, kind=key[0], value=key[1], created_at=self.now,
                                    verified=inbound.identity_verified))
         if not customers:
@@ -519,10 +519,10 @@ class _Batch:
             self._set(identity, "verified", True)
         if not identity.reachable:
             self._set(identity, "reachable", True)
-        if inbound.display_name and customer.attributes.get("placeholder_name"):
+        if inbound.display_name and customer.attributes.get(PLACEHOLDER_NAME):
             self._set(customer, "display_name", inbound.display_name.strip()[:200])
             self._set(customer, "attributes", {k: v for k, v in customer.attributes.items()
-                                               if k != "placeholder_name"})
+                                               if k != PLACEHOLDER_NAME})
 
     def _update_ticket(self, conversation: TicketRow, inbound: Inbound,
                        at: datetime) -> list[dict[str, Any]]:

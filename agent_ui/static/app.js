@@ -1199,6 +1199,17 @@
         }
       }
     });
+    socket.on("conversation.deleted", function (data) {
+      // The customer was erased (a deletion request): the ticket is gone for everyone.
+      if (!data || typeof data.id !== "number") return;
+      state.list = state.list.filter(function (c) { return c.id !== data.id; });
+      if (data.id === state.openId) {
+        closeConversation();
+        toast(t("inbox.erased"));
+      } else {
+        renderList();
+      }
+    });
     socket.on("message.created", function (item) {
       if (item && item.data && item.data.event === "assigned") {
         learnAgentName(item.data.assignee_id, item.data.assignee_name);

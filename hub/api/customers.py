@@ -1,5 +1,5 @@
 """Customer profiles, identities an agent adds or verifies, merge suggestions (same
-identity first, then similar names), and audited merge / unmerge."""
+identity first, then similar real names), audited merge / unmerge, and erasure."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ import json
 from typing import Any, ClassVar
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from rapidfuzz import fuzz, process
-from sqlalchemy import String, cast, select, tuple_
+from sqlalchemy import String, cast, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import events
 from hub.api.deps import ServicesDep
+from hub.auth import SUPERVISORS, require_role
+from hub.erasure import announce_erasure, erase_customer
 from hub.identity import (
     CLAIMS,
+    PLACEHOLDER_NAME,
     claim_key,
     claims_of,
     give_identity,
+    is_guest_name,
     merge_customers,
     set_verified,
     unmerge_customers,
@@ -49,7 +53,16 @@ class VerifyBody(msgspec.Struct):
     verified: bool = True
 
 
-HIDDEN_ATTRIBUTES = {"placeholder_name", CLAIMS}
+HIDDEN_ATTRIBUTES = {PLACEHOLDER_NAME, CLAIMS}
+ERASURE = (
+    "Supervisors and admins. Deletes the customer, their identities, their tickets with "
+    "every timeline item, stored files, replies waiting in the outbox, link codes, merge "
+    "records, and the customers merged into them, in one transaction. Answers "
+    "`customer_id`, `deleted` (counts per kind), `audit_entries_redacted` (earlier audit "
+    "entries whose address was blanked) and `provider_recordings` (call recordings Twilio "
+    "still holds: delete them there). Audited as `customer.erased` (counts only); agents "
+    "receive `conversation.deleted` `{\"id\", \"customer_id\"}` per ticket. A customer "
+    "merged into another answers 409: erase the one they were merged into.")
 
 
 async def customer_profile(services: ServicesDep, customer_id: int) -> dict[str, Any]:
@@ -81,28 +94,32 @@ class CustomerController(Controller):
                            services: ServicesDep) -> dict[str, Any]:
         return await customer_profile(services, customer_id)
 
+    @delete("/{customer_id:int}", status_code=200, tags=["supervisors"],
+            summary="Erase a customer for good (GDPR art. 17, APPI)", description=ERASURE)
+    async def erase(self, customer_id: FromPath[int], request: Request[Agent, str, Any],
+                    services: ServicesDep) -> dict[str, Any]:
+        require_role(request.user, *SUPERVISORS)
+        async with services.sessions() as session, session.begin():
+            erasure = await erase_customer(session, services.files, customer_id,
+                                           request.user.id)
+        await announce_erasure(services.bus, erasure)
+        return erasure.as_json()
+
     @get("/{customer_id:int}/suggestions")
     async def merge_suggestions(self, customer_id: FromPath[int],
                                 services: ServicesDep) -> dict[str, Any]:
         """Other customers who may be the same person: first those sharing an identity with
         this one (one holds an address the other gave: `reason` `same_identity`, with `kind`
-        and `value`), then similar names (`reason` `similar_name`, fuzzy `score`)."""
+        and `value`), then similar names (`reason` `similar_name`, fuzzy `score`). Names are
+        compared only when they are real: never "Guest 1A2B" or an address standing in for
+        a name, on either side."""
         async with services.sessions() as session:
             customer = await session.get(Customer, customer_id)
             if customer is None:
                 raise LookupError(f"customer {customer_id} not found")
             items = await identity_matches(session, customer)
-            others = (await session.execute(
-                select(Customer.id, Customer.display_name).where(
-                    Customer.id != customer_id, Customer.merged_into_id.is_(None))
-                .order_by(Customer.id.desc()).limit(SUGGESTION_SCAN))).all()
-        listed = {item["id"] for item in items}
-        choices = {row.id: row.display_name for row in others
-                   if row.display_name and row.id not in listed}
-        matches = process.extract(customer.display_name, choices, scorer=fuzz.WRatio,
-                                  limit=5, score_cutoff=80)
-        items.extend({"id": key, "display_name": name, "score": round(score, 1),
-                      "reason": "similar_name"} for name, score, key in matches)
+            if has_real_name(customer):
+                items += await similar_names(session, customer, {item["id"] for item in items})
         return {"items": items}
 
     @post("/{customer_id:int}/identities", status_code=200)
@@ -194,6 +211,31 @@ async def identity_matches(session: AsyncSession, customer: Customer) -> list[di
             if (kind, value) in claims_of(other):
                 found.setdefault(other.id, _identity_match(other, kind, value))
     return list(found.values())
+
+
+def has_real_name(customer: Customer) -> bool:
+    """A name a person gave: not the hub's "Guest 1A2B", nor an address standing in for a
+    name (``placeholder_name``). Only real names are compared for merge suggestions: two
+    anonymous visitors' names are alike without saying anything about who they are."""
+    return (bool(customer.display_name) and not customer.attributes.get(PLACEHOLDER_NAME)
+            and not is_guest_name(customer.display_name))
+
+
+async def similar_names(session: AsyncSession, customer: Customer,
+                        listed: set[int]) -> list[dict[str, Any]]:
+    """Other customers with a real name like this one's (fuzzy), best first."""
+    placeholder = Customer.attributes[PLACEHOLDER_NAME].as_boolean()
+    others = (await session.execute(
+        select(Customer.id, Customer.display_name).where(
+            Customer.id != customer.id, Customer.merged_into_id.is_(None),
+            Customer.display_name != "", or_(placeholder.is_(None), placeholder.is_(False)))
+        .order_by(Customer.id.desc()).limit(SUGGESTION_SCAN))).all()
+    choices = {row.id: row.display_name for row in others
+               if row.id not in listed and not is_guest_name(row.display_name)}
+    matches = process.extract(customer.display_name, choices, scorer=fuzz.WRatio,
+                              limit=5, score_cutoff=80)
+    return [{"id": key, "display_name": name, "score": round(score, 1),
+             "reason": "similar_name"} for name, score, key in matches]
 
 
 def _identity_match(other: Customer, kind: str, value: str) -> dict[str, Any]:

@@ -207,6 +207,28 @@ def test_open_ticket_stays_current_while_others_work_on_it(
     customer.context.close()
 
 
+def test_an_erased_customers_ticket_leaves_every_inbox(
+        browser: Browser, agent: Page, hub_url: str) -> None:
+    customer = _customer(browser, hub_url)
+    question = f"Please delete my data ({uuid.uuid4().hex[:6]})"
+    _send(customer, question)
+    found = agent.request.get(f"{hub_url}/api/conversations", params={"q": question}).json()
+    [conversation] = found["items"]
+    row = agent.locator(f".conv-item[data-conversation-id='{conversation['id']}']")
+    row.click()
+    expect(agent.locator("#timeline .msg.in", has_text=question)).to_be_visible()
+
+    lead = httpx.post(f"{hub_url}/api/auth/login",
+                      json={"email": "lead@example.com", "password": "demo-lead"}).json()
+    erased = httpx.delete(f"{hub_url}/api/customers/{conversation['customer']['id']}",
+                          headers={"Authorization": f"Bearer {lead['token']}"})
+    assert erased.status_code == 200, erased.text
+    expect(row).to_have_count(0)
+    expect(agent.locator("#conv-none")).to_be_visible()
+    expect(agent.locator("#toast")).to_contain_text("erased")
+    customer.context.close()
+
+
 def test_customer_markup_is_shown_as_text_and_runs_nothing(
         browser: Browser, agent: Page, hub_url: str) -> None:
     customer = _customer(browser, hub_url)

@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,7 +15,8 @@ from openpyxl import load_workbook
 from sqlalchemy import select, update
 
 from channels.base import Inbound
-from hub import cli
+from hub import cli, export
+from hub.identity import merge_customers
 from hub.models import AuditEvent, Customer, TimelineItem
 from tests.conftest import RunningHub
 
@@ -171,3 +173,107 @@ async def _seed_two(url: str) -> None:
         await services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
                                                identity_value=f"cli{n}", text=text))
     await stop_services(services)
+
+
+# --- what each customer's record knows of them is masked in their text (D2) ------------
+
+async def test_masking_knows_each_customers_own_names_and_addresses(hub: RunningHub) -> None:
+    ingest = hub.services.ingestor.ingest
+    line = await ingest(Inbound(
+        channel="line", identity_kind="line", identity_value="U" + "2" * 32,
+        display_name="山田 花子",
+        text="山田花子です。住所は東京都渋谷区渋谷2-21-1、電話は (415) 555-2671 です"))
+    web = await ingest(Inbound(channel="web", identity_kind="web", identity_value="v-js",
+                               text="This is John Smith, 1600 Amphitheatre Parkway, "
+                                    "Mountain View, CA 94043. Tell 山田花子 hi"))
+    mail = await ingest(Inbound(channel="email", identity_kind="email",
+                                identity_value="ichiro@example.jp", display_name="佐藤 一郎",
+                                text="佐藤です"))
+    async with hub.services.sessions() as session, session.begin():
+        await session.execute(update(Customer).where(Customer.id == web.customer.id)
+                              .values(display_name="John Smith"))
+        await merge_customers(session, line.customer.id, mail.customer.id, actor_id=None)
+    rows = [msgspec.json.decode(line) for line in
+            (await _get(hub, "format=jsonl&mask_pii=true")).splitlines()]
+    assert [r["text"] for r in rows] == [
+        "[name]です。住所は[address]、電話は [phone] です",
+        "This is [name], [address]. Tell 山田花子 hi",  # another customer's name: not theirs
+        "[name]です",  # the name of a customer merged into them is theirs too
+    ]
+
+
+# --- only an export that was written is audited; a bad path is a clear error (D11) -----
+
+async def _export_audits(services: Any) -> list[AuditEvent]:
+    async with services.sessions() as session:
+        return list((await session.execute(select(AuditEvent).where(
+            AuditEvent.action == "export.voc"))).scalars())
+
+
+async def test_an_export_that_could_not_be_written_is_not_audited(services: Any,
+                                                                   tmp_path: Path) -> None:
+    await services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
+                                           identity_value="v1", text="hello"))
+    query = export.VocQuery(mask_pii=True)
+    with pytest.raises(export.ExportFileError, match=r"cannot write .*voc\.csv"):
+        await export.export_to_file(services.sessions, query, "csv",
+                                    tmp_path / "missing" / "voc.csv")
+    assert await _export_audits(services) == []
+
+    out = tmp_path / "voc.csv"
+    assert await export.export_to_file(services.sessions, query, "csv", out) == 1
+    [event] = await _export_audits(services)
+    assert event.data["rows"] == 1 and event.data["out"] == str(out)
+    assert event.actor_type == "cli" and event.data["mask_pii"] is True
+
+
+async def test_a_write_that_fails_halfway_leaves_no_half_file(services: Any, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    await services.ingestor.ingest(Inbound(channel="web", identity_kind="web",
+                                           identity_value="v1", text="hello"))
+
+    def disk_full(*_: object) -> bytes:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "_encode", disk_full)
+    out = tmp_path / "voc.jsonl"
+    with pytest.raises(export.ExportFileError, match="No space left on device"):
+        await export.export_to_file(services.sessions, export.VocQuery(), "jsonl", out)
+    assert not out.exists() and await _export_audits(services) == []
+
+
+def _cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMOHUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("OMOHUB_DATA_DIR", str(tmp_path / "data"))
+
+
+def test_cli_bad_out_path_is_a_one_line_error(database_url: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _cli_env(database_url, tmp_path, monkeypatch)
+    bad = tmp_path / "no-such-folder" / "voc.csv"
+    assert cli.main(["export", "voc", "--format", "csv", "--out", str(bad)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1] == f"error: cannot write {bad}: No such file or directory"
+    assert not any("Traceback" in line for line in error)
+
+
+def test_cli_audits_only_an_export_it_wrote(database_url: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(database_url, tmp_path, monkeypatch)
+    bad = tmp_path / "no-such-folder" / "voc.csv"
+    assert cli.main(["export", "voc", "--format", "csv", "--out", str(bad)]) == 2
+    assert asyncio.run(_audited_exports(database_url)) == 0
+
+
+async def _audited_exports(url: str) -> int:
+    from hub import db
+
+    engine = db.create_engine(url)
+    try:
+        async with db.session_factory(engine)() as session:
+            return len((await session.execute(select(AuditEvent).where(
+                AuditEvent.action == "export.voc"))).all())
+    finally:
+        await engine.dispose()

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hub import db
-from hub.identity import MergeError, merge_customers, unmerge_customers
+from hub.identity import (
+    PLACEHOLDER_NAME,
+    MergeError,
+    give_identity,
+    merge_customers,
+    unmerge_customers,
+)
 from hub.models import (
     AuditEvent,
     Conversation,
@@ -179,3 +185,64 @@ async def test_merged_customer_cannot_be_merged_again(services: Any) -> None:
         await merge_customers(session, a, b, None)
         with pytest.raises(MergeError):
             await merge_customers(session, c, b, None)
+
+
+# --- merge suggestions rest on a shared identity or a real name (D7) -------------------
+
+async def _suggested(hub: RunningHub, customer_id: int) -> dict[int, str]:
+    response = await hub.api("GET", f"/api/customers/{customer_id}/suggestions",
+                             await hub.login())
+    assert response.status_code == 200, response.text
+    return {item["id"]: item["reason"] for item in response.json()["items"]}
+
+
+async def _visitor(hub: RunningHub, value: str, kind: str = "web",
+                   name: str | None = None) -> int:
+    from channels.base import Inbound
+
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel=kind, identity_kind=kind, identity_value=value,
+        text="hello", display_name=name))
+    return result.customer.id  # type: ignore[return-value]
+
+
+async def test_anonymous_guests_are_never_suggested_on_their_names(hub: RunningHub) -> None:
+    guests = [await _visitor(hub, f"visitor-{n}a1b") for n in range(3)]  # all "Guest A1B…"
+    mail = [await _visitor(hub, f"taro{n}@example.com", "email") for n in range(2)]
+    flag_lost = await _visitor(hub, "visitor-3a1b")
+    async with hub.services.sessions() as session, session.begin():
+        customer = await session.get(Customer, flag_lost)
+        assert customer is not None and customer.display_name == "Guest 3A1B"
+        customer.attributes = {}  # still the hub's guest name, whatever the flags say
+    # a real name, but one that every "Guest …" resembles (WRatio 85)
+    hotel = await _visitor(hub, "front@hotel.example", "email", name="Guest Relations Team")
+    for customer_id in [*guests, *mail, flag_lost, hotel]:
+        assert await _suggested(hub, customer_id) == {}
+
+
+async def test_real_names_are_still_suggested_and_shared_identities_always(
+        hub: RunningHub) -> None:
+    first = await _visitor(hub, "visitor-1", name="山田 太郎")
+    second = await _visitor(hub, "U" + "3" * 32, "line", name="山田太郎")
+    guest = await _visitor(hub, "visitor-2")
+    mail = await _visitor(hub, "hanako@example.jp", "email")
+    async with hub.services.sessions() as session, session.begin():
+        await give_identity(session, guest, "email", "hanako@example.jp")
+    assert await _suggested(hub, first) == {second: "similar_name"}
+    assert await _suggested(hub, guest) == {mail: "same_identity"}
+    assert await _suggested(hub, mail) == {guest: "same_identity"}
+
+
+async def test_a_real_name_stays_real_after_absorbing_a_guest(hub: RunningHub) -> None:
+    """The guest's placeholder flag describes the guest's made-up name, not the target's:
+    merged in, it must not turn the target's real name into a placeholder."""
+    named = await _visitor(hub, "visitor-9", name="山田 太郎")
+    guest = await _visitor(hub, "visitor-8")
+    merged = await hub.api("POST", f"/api/customers/{named}/merge", await hub.login(),
+                           json={"other_id": guest})
+    assert merged.status_code == 200, merged.text
+    async with hub.services.sessions() as session:
+        customer = await session.get(Customer, named)
+        assert customer is not None and PLACEHOLDER_NAME not in customer.attributes
+    other = await _visitor(hub, "U" + "4" * 32, "line", name="山田太郎")
+    assert await _suggested(hub, other) == {named: "similar_name"}
