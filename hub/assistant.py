@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import events
+from hub import events, links
 from hub.background import Background
 from hub.models import (
     Conversation,
@@ -68,6 +68,7 @@ class Assistant:
             self._answers.spawn(self._agent_joined(event.conversation_id))
             return
         if (event.name != events.MESSAGE_CREATED or event.conversation_id is None
+                or _presents_a_link_code(payload)
                 or payload.get("sender_type") != SenderType.CUSTOMER
                 or payload.get("type") != ItemKind.MESSAGE
                 or payload.get("channel") not in self.channels):
@@ -169,6 +170,11 @@ class Assistant:
             await session.flush()
         await self.services.bus.publish(events.Event(
             events.MESSAGE_CREATED, item_json(item), conversation_id))
+
+
+def _presents_a_link_code(payload: dict[str, Any]) -> bool:
+    """A message carrying a continue-on-another-channel code is no question for the bot."""
+    return bool((payload.get("data") or {}).get(links.CODE_MARK))
 
 
 def _agent_takes_over(payload: dict[str, Any]) -> bool:

@@ -31,6 +31,14 @@ _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 _NOT_WORDS = re.compile(r"[\s\W_]+")
 CODE_WORDS = ("コード", "code", "引き継ぎ", "引継ぎ", "番号を入力", "link")
 MAX_WORDS_AROUND_CODE = 8
+# Marked on the data of a message that presents a code ("accepted" or "refused"): it is not
+# a question, so the bot leaves it alone.
+CODE_MARK = "link_code"
+REFUSED_CODE_TEXT = {
+    "ja": "このコードは使えません。コードが正しいか、発行から10分以内かをご確認ください。",
+    "en": "That code cannot be used. Please check the code, and that it was issued less "
+          "than 10 minutes ago.",
+}
 
 
 class LinkError(ValueError):
@@ -70,6 +78,18 @@ def find_code(text: str) -> str | None:
     if len(rest) <= MAX_WORDS_AROUND_CODE or any(word in lowered for word in CODE_WORDS):
         return match.group(1)
     return None
+
+
+def names_a_code(text: str) -> bool:
+    """Whether the message calls its number a code (as the deep link's prefilled text does),
+    rather than being a bare number that may as well be an order number."""
+    lowered = unicodedata.normalize("NFKC", text or "").lower()
+    return any(word in lowered for word in CODE_WORDS)
+
+
+def refused_code_text(locale: str | None) -> str:
+    """What the sender of a wrong, used or expired code is told, in their language."""
+    return REFUSED_CODE_TEXT.get((locale or "ja").split("-")[0], REFUSED_CODE_TEXT["en"])
 
 
 def link_url(settings: Settings, target: str, code: str) -> str:

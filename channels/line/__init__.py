@@ -24,17 +24,17 @@ import aiohttp
 from linebot.v3 import WebhookParser
 from linebot.v3.messaging import Message
 
-from channels.base import Attachment, Capabilities, Outbound, SendResult, StatusUpdate
+from channels.base import Attachment, Capabilities, Inbound, Outbound, SendResult, StatusUpdate
 from channels.line import store
 from channels.line.client import Content, LineApi, LineApiError
 from channels.line.outbound import TEXT_LIMIT, batches, build_messages, retry_key
 from channels.line.parse import LineEvent, in_order, parse
 from hub import events, links
 from hub.background import Background
-from hub.identity import InvalidIdentity, set_reachable
+from hub.identity import PLACEHOLDER_NAME, InvalidIdentity, set_reachable
 from hub.ingest import IngestResult
 from hub.media import pending_media, settle_media
-from hub.models import utcnow
+from hub.models import SenderType, utcnow
 from hub.security import BadToken
 from hub.services import Services
 from hub.status import apply_status
@@ -122,17 +122,34 @@ class LineChannel:
         inbound = event.inbound
         assert inbound is not None
         code = links.find_code(inbound.text) if inbound.kind == "message" else None
+        refused = False
         if code:
-            async with self.services.sessions() as session, session.begin():
-                redeemed = await links.redeem(session, self.services.signer, code, "line",
-                                              inbound.identity_value)
-            if redeemed is not None:
-                inbound = replace(inbound, conversation_hint=redeemed.conversation_id,
-                                  identity_verified=True)
-        return await self.services.ingestor.ingest(inbound)
+            inbound, refused = await self._with_code(inbound, code)
+        result = await self.services.ingestor.ingest(inbound)
+        if refused and result.created:  # say so, or they wait for nothing
+            await self.services.tickets.reply(
+                result.conversation.id, links.refused_code_text(result.conversation.locale),  # type: ignore[arg-type]
+                agent_id=None, channel="line", sender_type=SenderType.BOT,
+                data={"reason": "refused_link_code"})
+        return result
+
+    async def _with_code(self, inbound: Inbound, code: str) -> tuple[Inbound, bool]:
+        """The message once its code is tried (joined to the code's ticket when accepted),
+        and whether to tell the sender it was refused: only when the message calls it a
+        code, since a bare number may as well be an order number."""
+        async with self.services.sessions() as session, session.begin():
+            redeemed = await links.redeem(session, self.services.signer, code, "line",
+                                          inbound.identity_value)
+        if redeemed is not None:
+            inbound = replace(inbound, conversation_hint=redeemed.conversation_id,
+                              identity_verified=True)
+        elif not links.names_a_code(inbound.text):
+            return inbound, False
+        mark = "accepted" if redeemed is not None else "refused"
+        return replace(inbound, data={**inbound.data, links.CODE_MARK: mark}), redeemed is None
 
     def _after_ingest(self, event: LineEvent, result: IngestResult) -> None:
-        placeholder = bool(result.customer.attributes.get("placeholder_name"))
+        placeholder = bool(result.customer.attributes.get(PLACEHOLDER_NAME))
         if event.action == "follow" or (placeholder and self._profile_due(event.user_id)):
             self.spawn(self._welcome(event, result, greet=event.action == "follow"))
         if event.media and event.media.get("status") == "pending":

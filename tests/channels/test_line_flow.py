@@ -38,13 +38,14 @@ async def webhook(hub: RunningHub, *events: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
-async def web_chat_link(hub: RunningHub) -> tuple[int, str, str]:
-    """A web visitor writes, then presses "LINEで続ける": (ticket, code, deep link)."""
+async def web_chat_link(hub: RunningHub,
+                        first: str = "PCで見ている商品について") -> tuple[int, str, str]:
+    """A web visitor writes ``first``, then presses "LINEで続ける": (ticket, code, link)."""
     client = socketio.AsyncClient(reconnection=False)
     await client.connect(hub.url, namespaces=["/webchat"], transports=["websocket"],
                          wait_timeout=TIMEOUT)
     try:
-        ack = await client.call("message", {"text": "PCで見ている商品について"},
+        ack = await client.call("message", {"text": first},
                                 namespace="/webchat", timeout=TIMEOUT)
         link = await client.call("link", {"target": "line"}, namespace="/webchat",
                                  timeout=TIMEOUT)
