@@ -144,7 +144,11 @@ def parse_span(text: str) -> tuple[time, time] | None:
     start, dash, end = text.partition("-")
     if not dash:
         raise ValueError(f"{text!r} is not HH:MM-HH:MM")
-    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    if closes <= opens:  # "22:00-02:00" would read as never open, not as overnight
+        raise ValueError("the end must be after the start: a span across midnight is not "
+                         "supported")
+    return opens, closes
 
 
 def check(settings: Settings) -> None:
@@ -155,7 +159,8 @@ def check(settings: Settings) -> None:
             parse_span(getattr(settings, name))
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}{name.upper()}={getattr(settings, name)!r}: expected "
-                                f"HH:MM-HH:MM, e.g. 09:00-18:00 ({exc})") from exc
+                                f"HH:MM-HH:MM within one day, e.g. 09:00-18:00; empty for "
+                                f"always open ({exc})") from exc
     days = [d.strip() for d in settings.business_days.split(",") if d.strip()]
     if not all(d.isdigit() and int(d) <= 6 for d in days):
         raise SettingsError(f"{PREFIX}BUSINESS_DAYS={settings.business_days!r}: expected "

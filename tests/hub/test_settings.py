@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def environ(tmp_path: Path, **values: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("name,value", [
     ("business_hours", "25:00-99:00"), ("business_hours", "9時から18時"),
+    ("business_hours", "22:00-02:00"), ("twilio_business_hours", "12:00-12:00"),
     ("twilio_business_hours", "09:00"), ("business_days", "1,2,9"),
     ("business_days", "mon,tue"), ("timezone", "Mars/Olympus"), ("max_text_chars", "lots"),
     ("reopen_window_hours", "three days")])
@@ -48,8 +50,12 @@ def test_the_cli_says_which_setting_is_wrong_without_a_traceback(
 
 
 @given(st.times(), st.times())
-def test_every_span_written_as_hh_mm_reads_back(start: object, end: object) -> None:
+def test_every_span_within_a_day_reads_back_and_no_other(start: time, end: time) -> None:
     text = f"{start:%H:%M}-{end:%H:%M}"
+    if f"{end:%H:%M}" <= f"{start:%H:%M}":  # across midnight, or empty: refused
+        with pytest.raises(ValueError, match="after the start"):
+            parse_span(text)
+        return
     parsed = parse_span(text)
     assert parsed is not None
     assert [f"{t:%H:%M}" for t in parsed] == text.split("-")
