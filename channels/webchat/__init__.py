@@ -171,6 +171,7 @@ class WebChatNamespace(socketio.AsyncNamespace):
     def __init__(self, channel: WebChat) -> None:
         super().__init__(NAMESPACE)
         self.channel = channel
+        self._greetings: dict[str, asyncio.Task[None]] = {}  # sid → its greeting, while due
 
     async def on_connect(self, sid: str, environ: dict[str, Any],
                          auth: dict[str, Any] | None = None) -> None:
@@ -193,7 +194,9 @@ class WebChatNamespace(socketio.AsyncNamespace):
             "store": clean_context(auth.get("store"))})
         await self.enter_room(sid, visitor_room(visitor_id))
         await self.channel.arrive(visitor_id, sid)
-        asyncio.get_running_loop().create_task(self._greet(sid, visitor_id, token))
+        greeting = asyncio.get_running_loop().create_task(self._greet(sid, visitor_id, token))
+        self._greetings[sid] = greeting
+        greeting.add_done_callback(lambda _: self._greetings.pop(sid, None))
 
     async def _greet(self, sid: str, visitor_id: str, token: str) -> None:
         """Runs after the CONNECT packet is out, so these events follow it."""
@@ -213,6 +216,9 @@ class WebChatNamespace(socketio.AsyncNamespace):
         if error:
             await self.emit("error", error["error"], to=sid)
             return error
+        greeting = self._greetings.get(sid)
+        if greeting is not None:  # its "session" must not arrive after this message's
+            await greeting
         session = await self.get_session(sid)
         client_id = clean_context(data.get("client_id"))
         reply_to = data.get("reply_to")  # a quick reply: the id of the bot message it is under

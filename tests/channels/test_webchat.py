@@ -55,6 +55,20 @@ async def test_chat_round_trip(hub: RunningHub, clients: list[Client]) -> None:
     assert delivered["delivery_status"] == "sent"
 
 
+async def test_a_first_message_sent_at_once_still_gets_the_last_word_on_its_ticket(
+        hub: RunningHub, clients: list[Client]) -> None:
+    """A client that writes before the greeting arrives: the greeting (no ticket yet) comes
+    first, then the session that names the ticket the message opened — never the reverse."""
+    for _ in range(5):
+        client = await customer(hub, clients)
+        ack = await client.call("message", {"text": "すぐに書きます"})
+        sessions = []
+        while not client.queue("session").empty():
+            sessions.append(client.queue("session").get_nowait()["conversation_id"])
+        assert sessions == [None, ack["conversation_id"]]
+        assert (await client.next("history"))["items"] == []
+
+
 async def test_reload_continues_the_same_customer_and_ticket(
         hub: RunningHub, clients: list[Client]) -> None:
     first = await customer(hub, clients)
