@@ -26,7 +26,7 @@ from litestar.template import TemplateConfig
 
 from agent_ui import i18n
 from agent_ui.routes import agent_pages
-from channels.email import EmailChannel, email_configured
+from channels.email import EmailChannel, email_configured, support_addresses
 from channels.email.webhook import email_webhook
 from channels.line import LineChannel
 from channels.line.routes import line_routes
@@ -49,7 +49,9 @@ from hub.assistant import Assistant
 from hub.events import EventBus
 from hub.files import FileStore, download_disposition, served_type
 from hub.follow_up import EmailFollowUp
+from hub.given import GivenInChat
 from hub.hours import business_hours
+from hub.identity import normalize_identity
 from hub.ingest import Ingestor
 from hub.knowledge import KnowledgeCache, vector_file
 from hub.outbox import Dispatcher
@@ -132,8 +134,22 @@ def _wire_channels(services: Services) -> None:
     if email_configured(services.settings):
         email = EmailChannel(services)
         services.adapters[email.name] = email
-        services.bus.subscribe(email.on_event)  # addresses given in web chat
         services.bus.subscribe(EmailFollowUp(services).on_event)  # visitors who left
+    _take_what_customers_give(services)
+
+
+def _take_what_customers_give(services: Services) -> None:
+    """E-mail addresses and phone numbers typed in web chat, for the channels that can use
+    them (never the hub's own)."""
+    settings = services.settings
+    kinds = {"email"} if "email" in services.adapters else set()
+    if settings.twilio_enabled:
+        kinds.add("phone")
+    own = support_addresses(settings)
+    if settings.twilio_phone_number:
+        own.append(normalize_identity("phone", settings.twilio_phone_number))
+    if kinds:
+        services.bus.subscribe(GivenInChat(services, kinds, own).on_event)
 
 
 def _templates() -> TemplateConfig[JinjaTemplateEngine]:

@@ -124,6 +124,15 @@ def _findings(folded: str, region: str, known: tuple[Term, ...]) -> list[Span]:
     return found + _known_findings(folded, known)
 
 
+def phone_numbers_in(text: str, region: str = PHONE_REGION) -> list[str]:
+    """The phone numbers written in ``text``, as written (folded to ASCII), in order: what
+    masking would replace with [phone]."""
+    folded = text.translate(_FOLD)
+    if not any(c.isdigit() for c in folded):
+        return []
+    return [folded[start:end] for start, end in sorted(_phones(folded, region))]
+
+
 def _matches(pattern: re.Pattern[str], folded: str, kind: str) -> list[Span]:
     return [(m.start(), m.end(), kind) for m in pattern.finditer(folded)]
 

@@ -548,6 +548,7 @@
       params.reason = has("handoff.reason." + data.reason) ? t("handoff.reason." + data.reason) : String(data.reason);
       return t("system.handoff_reason", params);
     }
+    if (event === "identity_given" && data.kind === "phone") return t("system.identity_given_phone", params);
     if (event && has("system." + event)) return t("system." + event, params);
     return item.text || t("system.event");
   }

@@ -4,20 +4,17 @@ replies leave through the SMTP relay with our own Message-ID and threading heade
 Every inbound path ends in ``EmailChannel.receive(raw)``; parsing is pure (``parse``),
 loop protection is in ``loops``, the outbound message is built in ``send``.
 
-Web chat → e-mail: an address a web chat customer types ("reply to me at …") becomes an
-unverified ``email`` identity of theirs (``given``), so a reply reaches them by mail after
-they left (hub/follow_up.py); their reply to that mail proves the address (``receive``).
+Web chat → e-mail: an address a web chat customer types becomes an unverified identity of
+theirs (hub/given.py), so a reply reaches them by mail after they left (hub/follow_up.py);
+their reply to that mail proves the address (``receive``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from channels.base import Capabilities, Outbound, SendResult
 from channels.email.imap import ImapPoller, ImapSettings
@@ -33,24 +30,13 @@ from channels.email.send import (
     split_host_port,
 )
 from channels.email.smtp import SmtpListener
-from hub import events
-from hub.identity import InvalidIdentity, give_identity, normalize_email
-from hub.models import (
-    Conversation,
-    Direction,
-    ItemKind,
-    SenderType,
-    TimelineItem,
-)
-from hub.serialize import item_json
+from hub.identity import InvalidIdentity, normalize_email
+from hub.models import Direction, TimelineItem
 from hub.services import Services
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_REFERENCES = 20
-MAX_GIVEN_PER_MESSAGE = 3
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
-                      r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 __all__ = ["EmailChannel", "Received", "email_configured", "support_addresses"]
 
@@ -58,20 +44,6 @@ __all__ = ["EmailChannel", "Received", "email_configured", "support_addresses"]
 def support_addresses(settings: Settings) -> list[str]:
     """OMOHUB_SUPPORT_ADDRESS may list several, comma-separated; the first is the From."""
     return [a.strip().lower() for a in settings.support_address.split(",") if a.strip()]
-
-
-def addresses_in(text: str) -> list[str]:
-    """E-mail addresses written in a chat message (full-width ＠ and letters too),
-    normalised, in order, without repeats."""
-    found: list[str] = []
-    for match in _ADDRESS.finditer(unicodedata.normalize("NFKC", text)):
-        try:
-            address = normalize_email(match.group(0).strip(".'"))
-        except InvalidIdentity:
-            continue
-        if address not in found:
-            found.append(address)
-    return found
 
 
 def email_configured(settings: Settings) -> bool:
@@ -97,51 +69,6 @@ class EmailChannel:
 
     async def receive(self, raw: bytes, envelope_sender: str | None = None) -> Received:
         return await self.receiver.receive(raw, envelope_sender)
-
-    # --- addresses given in web chat ---------------------------------------------------
-
-    async def on_event(self, event: events.Event) -> None:
-        """A web chat customer wrote an e-mail address: it becomes theirs, unverified."""
-        payload = event.payload
-        if (event.name != events.MESSAGE_CREATED or event.conversation_id is None
-                or payload.get("channel") != "web" or payload.get("type") != ItemKind.MESSAGE
-                or payload.get("sender_type") != SenderType.CUSTOMER
-                or "@" not in unicodedata.normalize("NFKC", str(payload.get("text") or ""))):
-            return
-        own = set(self.addresses)
-        for address in [a for a in addresses_in(str(payload["text"])) if a not in own][
-                :MAX_GIVEN_PER_MESSAGE]:
-            await self.given(event.conversation_id, address)
-
-    async def given(self, conversation_id: int, address: str) -> TimelineItem | None:
-        """Store ``address`` as the ticket's customer's (unverified) and note it in the
-        timeline for the agent; None when it was theirs already."""
-        for _attempt in range(2):  # a race on the unique (kind, value): look again
-            try:
-                return await self._give(conversation_id, address)
-            except IntegrityError:
-                continue
-        return None
-
-    async def _give(self, conversation_id: int, address: str) -> TimelineItem | None:
-        async with self.services.sessions() as session, session.begin():
-            conversation = await session.get(Conversation, conversation_id)
-            if conversation is None:
-                return None
-            given = await give_identity(session, conversation.customer_id, "email", address,
-                                        actor_type="customer", source="web_chat")
-            if not given.created and given.holder_id is None:
-                return None
-            note = TimelineItem(
-                conversation_id=conversation_id, kind=ItemKind.SYSTEM, channel="web",
-                direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM, text="",
-                data={"event": "identity_given", "kind": "email", "value": address,
-                      "holder_id": given.holder_id})
-            session.add(note)
-            await session.flush()
-        await self.services.bus.publish(events.Event(events.MESSAGE_CREATED, item_json(note),
-                                                     conversation_id))
-        return note
 
     # --- listeners -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import Inbound
-from channels.email import EmailChannel, addresses_in
+from channels.email import EmailChannel
 from channels.email.parse import parse_message
 from hub import events
 from hub.ingest import IngestResult
@@ -60,13 +60,6 @@ async def suggestions(hub: RunningHub, customer_id: int) -> list[dict[str, Any]]
                              await token_for(hub))
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
-
-
-def test_addresses_are_found_in_chat_text() -> None:
-    assert addresses_in("返信は Hanako.Y@Example.JP へ。") == ["hanako.y@example.jp"]
-    assert addresses_in("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｃｏｍ と a@b.co, a@b.co") == [
-        "taro@example.com", "a@b.co"]
-    assert addresses_in("no address @ here, nor@localhost") == []
 
 
 async def test_fresh_mail_from_an_address_given_in_chat_keeps_its_own_customer(

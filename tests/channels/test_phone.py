@@ -156,6 +156,28 @@ async def test_twiml_answers_name_their_charset_once(hub: RunningHub) -> None:
 
 # --- the IVR --------------------------------------------------------------------------
 
+async def test_a_number_typed_in_web_chat_becomes_the_customers_unverified_phone(
+        hub: RunningHub) -> None:
+    typed = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="visitor-7",
+        text="折り返しはこちらへ 090-1234-5678 注文番号 123456789012"))
+    async with hub.services.sessions() as session:
+        phones = (await session.execute(select(Identity).where(
+            Identity.kind == "phone"))).scalars().all()
+    assert [(p.value, p.verified, p.customer_id) for p in phones] == [
+        (CALLER, False, typed.customer.id)]  # the order number is no phone
+    notes = [i["data"] for i in await timeline(hub, typed.conversation.id)  # type: ignore[arg-type]
+             if i["type"] == "system"]
+    assert notes == [{"event": "identity_given", "kind": "phone", "value": CALLER,
+                      "holder_id": None}]
+    await hub.services.ingestor.ingest(Inbound(  # the hub's own number is never theirs
+        channel="web", identity_kind="web", identity_value="visitor-7",
+        text=f"そちらの番号 {SUPPORT} にかけました"))
+    async with hub.services.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Identity).where(
+            Identity.kind == "phone"))).scalar_one() == 1
+
+
 async def test_chat_code_call_recording_and_transcript_share_one_ticket(
         hub: RunningHub) -> None:
     twilio = Twilio(hub)
