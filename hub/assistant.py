@@ -22,14 +22,13 @@ from hub import events, links
 from hub.background import Background
 from hub.models import (
     Conversation,
-    Customer,
     Direction,
     ItemKind,
     SenderType,
     TimelineItem,
     utcnow,
 )
-from hub.serialize import conversation_summary, iso, item_json
+from hub.serialize import iso, item_json
 from hub.services import Services
 from kb.bot import Action, BotPolicy, BotState, Kind, Mode, feedback_verdict
 from kb.hours import HoursConfig
@@ -63,10 +62,6 @@ class Assistant:
 
     async def on_event(self, event: events.Event) -> None:
         payload = event.payload
-        if event.name == events.MESSAGE_CREATED and event.conversation_id is not None \
-                and _agent_takes_over(payload):
-            self._answers.spawn(self._agent_joined(event.conversation_id))
-            return
         if (event.name != events.MESSAGE_CREATED or event.conversation_id is None
                 or _presents_a_link_code(payload)
                 or payload.get("sender_type") != SenderType.CUSTOMER
@@ -138,23 +133,6 @@ class Assistant:
         await self.services.tickets.reply(conversation_id, action.text, agent_id=None,
                                           sender_type=SenderType.BOT, data=data)
 
-    async def _agent_joined(self, conversation_id: int) -> None:
-        """The ticket is the agent's from now on (``handoff`` reads ``agent`` at once, not
-        only after the customer's next message)."""
-        async with (self._lock(conversation_id), self.services.sessions() as session,
-                    session.begin()):
-            conversation = await session.get(Conversation, conversation_id)
-            if conversation is None or conversation.bot_state.get("mode") == Mode.AGENT:
-                return
-            state = BotPolicy(None).on_agent_joined(  # type: ignore[arg-type]
-                BotState(**_known(conversation.bot_state)))
-            conversation.bot_state = {**conversation.bot_state, "mode": state.mode}
-            customer = await session.get(Customer, conversation.customer_id)
-        await self.services.bus.publish(events.Event(
-            events.CONVERSATION_UPDATED,
-            conversation_summary(conversation, customer),  # type: ignore[arg-type]
-            conversation_id))
-
     async def hand_back(self, conversation_id: int) -> None:
         """An agent gives the ticket back to the bot."""
         async with self.services.sessions() as session, session.begin():
@@ -175,15 +153,6 @@ class Assistant:
 def _presents_a_link_code(payload: dict[str, Any]) -> bool:
     """A message carrying a continue-on-another-channel code is no question for the bot."""
     return bool((payload.get("data") or {}).get(links.CODE_MARK))
-
-
-def _agent_takes_over(payload: dict[str, Any]) -> bool:
-    """An agent wrote to the customer, or the ticket was assigned to one."""
-    if payload.get("sender_type") == SenderType.AGENT:
-        return payload.get("direction") == Direction.OUTBOUND
-    data = payload.get("data") or {}
-    return (payload.get("type") == ItemKind.SYSTEM and data.get("event") == "assigned"
-            and data.get("assignee_id") is not None)
 
 
 def guess_locale(text: str) -> str:

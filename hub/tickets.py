@@ -41,6 +41,7 @@ from hub.serialize import (
     item_json,
 )
 from hub.text import clean_text
+from kb.bot import Mode
 
 TIMELINE_LIMIT = 1000
 
@@ -203,6 +204,8 @@ class Tickets:
             if not internal:
                 enqueue(session, item)
                 _note_reply(conversation, sender_type)
+                if sender_type == SenderType.AGENT:
+                    _agent_takes_over(conversation)
             conversation.last_item_id = item.id
             conversation.last_preview = preview(text)
             conversation.last_activity_at = item.created_at
@@ -256,6 +259,14 @@ class Tickets:
                                              conversation.id))
 
 
+def _agent_takes_over(conversation: Conversation) -> None:
+    """Assigned to an agent, or an agent wrote to the customer: the ticket is the agent's
+    (the bot stays silent and the inbox stops showing it as waiting), in the same
+    transaction, so the answer to that request already says so."""
+    if conversation.bot_state.get("mode") != Mode.AGENT:
+        conversation.bot_state = {**conversation.bot_state, "mode": Mode.AGENT.value}
+
+
 def _note_reply(conversation: Conversation, sender_type: str) -> None:
     if sender_type == SenderType.AGENT:
         conversation.unread_count = 0
@@ -286,6 +297,8 @@ async def _apply_changes(session: AsyncSession, conversation: Conversation,
         if assignee_id is not None and assignee is None:
             raise TicketError("bad_assignee", f"agent {assignee_id} not found", 400)
         conversation.assignee_id = assignee_id
+        if assignee_id is not None:
+            _agent_takes_over(conversation)
         system.append(("assigned", {"assignee_id": assignee_id, "assignee_name": (
             assignee.name or assignee.email) if assignee else None}))
     if "tags" in changes:
