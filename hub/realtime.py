@@ -16,13 +16,18 @@ log = logging.getLogger(__name__)
 
 AGENT_NAMESPACE = "/agent"
 AGENTS_ROOM = "agents"
+# A chat message may be 10,000 characters; written as JSON \u escapes, 10,000 emoji take
+# about 120 KB. Larger frames close the socket with no word to the client, so the limit
+# must leave every message the text limit allows room to be refused politely instead.
+MAX_SOCKET_MESSAGE_BYTES = 256 * 1024
 
 
 def create_server(redis_url: str | None, channel: str = "omohub") -> socketio.AsyncServer:
     manager = socketio.AsyncRedisManager(redis_url, channel=channel) if redis_url else None
     server = socketio.AsyncServer(
         async_mode="asgi", client_manager=manager, cors_allowed_origins="*",
-        max_http_buffer_size=64 * 1024, logger=False, engineio_logger=False, json=wire_json)
+        max_http_buffer_size=MAX_SOCKET_MESSAGE_BYTES, logger=False, engineio_logger=False,
+        json=wire_json)
     server.packet_class = HubPacket
     return server
 

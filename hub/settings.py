@@ -7,6 +7,7 @@ prefix); the environment wins over the file.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "OMOHUB_"
+
+
+DATABASES = ("sqlite", "postgresql")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[\w.-]*):\d{1,5}")
 
 
 class SettingsError(ValueError):
@@ -95,9 +100,16 @@ class Settings:
         return Settings(**values)
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def _coerce(raw: Any, default: Any) -> Any:
     if isinstance(default, bool):
-        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        word = str(raw).strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:  # "maybe" must not quietly mean off
+            raise ValueError("not one of 1/0, true/false, yes/no, on/off")
+        return word in TRUE_WORDS
     if isinstance(default, int) and not isinstance(default, bool):
         return int(raw)
     if isinstance(default, float):
@@ -170,6 +182,21 @@ def check(settings: Settings) -> None:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise SettingsError(f"{PREFIX}TIMEZONE={settings.timezone!r}: expected an IANA time "
                             "zone such as Asia/Tokyo or Europe/Paris") from exc
+    _check_urls(settings)
+
+
+def _check_urls(settings: Settings) -> None:
+    if not settings.database_url.startswith(DATABASES):
+        raise SettingsError(f"{PREFIX}DATABASE_URL (not shown: it may hold a password): "
+                            "expected a SQLite (sqlite+aiosqlite:///…) "
+                            "or PostgreSQL (postgresql+asyncpg://…) URL")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://",
+                                                                 "unix://")):
+        raise SettingsError(f"{PREFIX}REDIS_URL (not shown: it may hold a password): "
+                            "expected redis://host:port/db")
+    if settings.smtp_listen and not _HOST_PORT.fullmatch(settings.smtp_listen.strip()):
+        raise SettingsError(f"{PREFIX}SMTP_LISTEN={settings.smtp_listen!r}: expected "
+                            "host:port, e.g. 0.0.0.0:2525")
 
 
 def _persistent_secret(data_dir: Path) -> str:

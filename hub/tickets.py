@@ -43,6 +43,8 @@ from hub.serialize import (
 from hub.text import clean_text
 from kb.bot import Mode
 
+MAX_TAG_CHARS = 50
+
 TIMELINE_LIMIT = 1000
 
 
@@ -305,7 +307,9 @@ async def _apply_changes(session: AsyncSession, conversation: Conversation,
         tags = changes["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise TicketError("bad_tags", "tags must be a list of strings", 400)
-        conversation.tags = sorted({t.strip()[:50] for t in tags if t.strip()})
+        if any(len(t.strip()) > MAX_TAG_CHARS for t in tags):  # refused, not cut short
+            raise TicketError("bad_tags", f"a tag has at most {MAX_TAG_CHARS} characters", 400)
+        conversation.tags = sorted({t.strip() for t in tags if t.strip()})
     items = [TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM,  # type: ignore[arg-type]
                           channel=conversation.last_channel, direction=Direction.INTERNAL,
                           sender_type=SenderType.SYSTEM, agent_id=agent_id,

@@ -166,6 +166,7 @@ async def test_expired_visitor_token_is_refused(hub: RunningHub, clients: list[C
     ("just a string", "bad_payload"), ({"txt": "typo"}, "bad_payload"),
     ({"text": 42}, "bad_payload"), ({"text": "   "}, "empty_text"),
     ({"text": "あ" * 10_001}, "too_long"), (None, "bad_payload"),
+    ({"text": "😀" * 10_001}, "too_long"),  # 120 KB as JSON escapes: refused, not cut off
     ({"text": "解決した", "reply_to": "12"}, "bad_payload"),
     ({"text": "解決した", "reply_to": True}, "bad_payload"),
     ({"text": "解決した", "reply_to": -1}, "bad_payload"),

@@ -221,6 +221,17 @@ async def test_ids_beyond_64_bits_get_a_json_4xx(hub: RunningHub) -> None:
         assert response.json()["error"]["code"] in {"out_of_range", "not_found"}
 
 
+async def test_a_tag_too_long_is_refused_not_cut_short(hub: RunningHub) -> None:
+    token = await hub.login()
+    result = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="v", text="hello"))
+    path = f"/api/conversations/{result.conversation.id}"
+    refused = await hub.api("PATCH", path, token, json={"tags": ["vip", "x" * 51]})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_tags"
+    kept = await hub.api("PATCH", path, token, json={"tags": ["y" * 50]})
+    assert kept.json()["tags"] == ["y" * 50]
+
+
 async def test_an_unknown_handoff_value_is_refused(hub: RunningHub) -> None:
     token = await hub.login()
     result = await hub.services.ingestor.ingest(Inbound(
