@@ -2,20 +2,28 @@
 
 Web chat counts a visitor's open sockets here (connect and disconnect), so the hub can tell
 whether a reply was seen or should follow the customer elsewhere (hub/follow_up.py). One
-process keeps the count in memory; with Redis (scale-out), a set of socket ids per visitor
-in Redis, which every process shares. A process that dies leaves its sockets in the set
-until the key expires: the visitor then looks present, and no follow-up is sent — the
-reply still waits in the chat.
+process keeps the count in memory; with Redis (scale-out), a hash per visitor in Redis
+(socket id → the process holding it), which every process shares. Each process keeps a
+heartbeat key alive while it runs; sockets of a process whose heartbeat has lapsed (it
+crashed, or was killed) no longer count, within ``HEARTBEAT_TTL_SECONDS``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import secrets
 from collections import defaultdict
 from typing import Any, Protocol
 
 from redis import asyncio as redis
 
+log = logging.getLogger(__name__)
+
 KEY_TTL_SECONDS = 24 * 3600
+HEARTBEAT_TTL_SECONDS = 30
+HEARTBEAT_EVERY_SECONDS = 10
 
 
 class Presence(Protocol):
@@ -52,20 +60,54 @@ class LocalPresence:
 class RedisPresence:
     def __init__(self, url: str, prefix: str) -> None:
         self._redis = redis.from_url(url)
-        self._prefix = f"{prefix}:presence:web:"
+        self._prefix = f"{prefix}:presence:tabs:"
+        self._heartbeats = f"{prefix}:presence:process:"
+        self.process = secrets.token_hex(8)
+        self._beating: asyncio.Task[None] | None = None
+
+    @property
+    def heartbeat_key(self) -> str:
+        return self._heartbeats + self.process
 
     async def arrive(self, visitor: str, sid: str) -> None:
         key = self._prefix + visitor
         async with self._redis.pipeline(transaction=True) as pipe:
-            await pipe.sadd(key, sid).expire(key, KEY_TTL_SECONDS).execute()
+            await (pipe.hset(key, sid, self.process).expire(key, KEY_TTL_SECONDS)
+                   .set(self.heartbeat_key, 1, ex=HEARTBEAT_TTL_SECONDS).execute())
+        if self._beating is None:
+            self._beating = asyncio.get_running_loop().create_task(self._beat())
 
     async def leave(self, visitor: str, sid: str) -> None:
-        await self._redis.srem(self._prefix + visitor, sid)
+        await self._redis.hdel(self._prefix + visitor, sid)
 
     async def present(self, visitor: str) -> bool:
-        return bool(await self._redis.scard(self._prefix + visitor))
+        key = self._prefix + visitor
+        tabs = {sid.decode(): owner.decode()
+                for sid, owner in (await self._redis.hgetall(key)).items()}
+        if not tabs:
+            return False
+        owners = sorted(set(tabs.values()))
+        beating = await self._redis.mget([self._heartbeats + owner for owner in owners])
+        alive = {owner for owner, beat in zip(owners, beating, strict=True) if beat}
+        dead = [sid for sid, owner in tabs.items() if owner not in alive]
+        if dead:  # a crashed process's tabs: forget them
+            await self._redis.hdel(key, *dead)
+        return len(dead) < len(tabs)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+            try:
+                await self._redis.set(self.heartbeat_key, 1, ex=HEARTBEAT_TTL_SECONDS)
+            except redis.RedisError:  # Redis away for a moment: try again next beat
+                log.warning("presence heartbeat to Redis failed", exc_info=True)
 
     async def close(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+        await self._redis.delete(self.heartbeat_key)  # its tabs stop counting at once
         await self._redis.aclose()
 
 

@@ -59,3 +59,29 @@ async def test_leaving_twice_or_unknown_sockets_changes_nothing(
     await presence.leave("v2", "sid-a")
     await presence.leave("v2", "sid-a")
     assert not await presence.present("v2") and not await presence.present("nobody")
+
+
+async def test_a_crashed_processs_tabs_stop_counting_when_its_heartbeat_lapses() -> None:
+    """Process A dies without closing its sockets: once A's heartbeat key is gone (Redis
+    lets it expire; here it is deleted, as the expiry would), B no longer counts A's tabs."""
+    if not _redis_reachable():
+        if REQUIRE_SERVICES:
+            pytest.fail("Redis is required (OMOHUB_REQUIRE_SERVICES=1)")
+        pytest.skip("Redis is not reachable")
+    from redis import asyncio as redis
+
+    prefix = f"omohub-test-{uuid.uuid4().hex[:8]}"
+    crashed, alive = RedisPresence(REDIS, prefix), RedisPresence(REDIS, prefix)
+    raw = redis.from_url(REDIS)
+    try:
+        await crashed.arrive("v3", "sid-a")
+        await alive.arrive("v4", "sid-b")
+        assert await alive.present("v3")
+        await raw.delete(crashed.heartbeat_key)  # A is gone; its heartbeat lapsed
+        assert not await alive.present("v3")
+        assert await alive.present("v4")  # B's own tab still counts
+        assert not await raw.hlen(f"{prefix}:presence:tabs:v3")  # forgotten, not kept
+    finally:
+        await alive.close()
+        await crashed.close()
+        await raw.aclose()
