@@ -8,14 +8,16 @@ them are the same person and go with them. The audit log keeps that it happened 
 customer number, how many rows — never what was erased, and the addresses that earlier audit
 entries about them name are blanked. Agents' inboxes are told that the tickets are gone.
 
-Recordings of calls stay with Twilio (the hub only streams them): the answer counts them,
-so that whoever erases knows to delete them there.
+Call recordings live with Twilio (the hub only streams them): once the rows are gone, the
+phone channel deletes them there too; the answer says how many there were and how many
+went (a failure is logged, and the count tells whoever erases to finish it by hand).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 ERASED = "[erased]"
 AUDIT_KEYS_WITH_VALUES = ("value", "identity")  # e.g. identity.added's address
 FILE_URL_PREFIX = "/files/"
+_RECORDING_SID = re.compile(r"/Recordings/(RE[0-9a-fA-F]{32})")
 
 
 @dataclass
@@ -54,12 +57,15 @@ class Erasure:
     deleted: dict[str, int] = field(default_factory=dict)
     conversation_ids: list[int] = field(default_factory=list)
     audit_entries_redacted: int = 0
-    provider_recordings: int = 0  # call recordings Twilio still holds
+    provider_recordings: int = 0  # call recordings the provider (Twilio) holds
+    recording_sids: list[str] = field(default_factory=list)  # theirs, to delete there
+    provider_recordings_deleted: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"customer_id": self.customer_id, "deleted": self.deleted,
                 "audit_entries_redacted": self.audit_entries_redacted,
-                "provider_recordings": self.provider_recordings}
+                "provider_recordings": self.provider_recordings,
+                "provider_recordings_deleted": self.provider_recordings_deleted}
 
 
 async def erase_customer(session: AsyncSession, files: FileStore, customer_id: int,
@@ -70,7 +76,8 @@ async def erase_customer(session: AsyncSession, files: FileStore, customer_id: i
     tickets = _conversations_of(people).with_for_update()  # no new item joins them meanwhile
     erasure = Erasure(customer_id,
                       conversation_ids=list((await session.execute(tickets)).scalars()))
-    stored, erasure.provider_recordings = await _media_of(session, people)
+    stored, erasure.recording_sids = await _media_of(session, people)
+    erasure.provider_recordings = len(erasure.recording_sids)
     await _detach_survivors(session, people)
     erasure.deleted = await _delete_rows(session, people)
     erasure.audit_entries_redacted = await _redact_audit(session, people)
@@ -118,18 +125,20 @@ def _identities_of(people: list[int]) -> Any:
     return select(Identity.id).where(Identity.customer_id.in_(people))
 
 
-async def _media_of(session: AsyncSession, people: list[int]) -> tuple[list[dict[str, Any]], int]:
+async def _media_of(session: AsyncSession,
+                    people: list[int]) -> tuple[list[dict[str, Any]], list[str]]:
     """The stored files the timeline refers to (attachments, raw mail: any ``/files/`` url),
-    and how many call recordings the provider keeps."""
+    and the ids of the call recordings the provider keeps."""
     rows = await session.execute(
         select(TimelineItem.kind, TimelineItem.attachments, TimelineItem.data).where(
             TimelineItem.conversation_id.in_(_conversations_of(people))))
     stored: list[dict[str, Any]] = []
-    recordings = 0
+    recordings: list[str] = []
     for kind, attachments, data in rows:
         stored += _file_refs([attachments, data])
-        if kind == ItemKind.RECORDING and data.get("recording_url"):
-            recordings += 1
+        found = _RECORDING_SID.search(str(data.get("recording_url") or ""))
+        if kind == ItemKind.RECORDING and found and found[1] not in recordings:
+            recordings.append(found[1])
     return stored, recordings
 
 

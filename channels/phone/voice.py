@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 
+import httpx
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 
@@ -54,6 +55,23 @@ class PhoneChannel:
         settings = self.services.settings
         return twiml.Voice(settings.twilio_ivr_language, settings.twilio_say_voice).switched(
             lang or settings.twilio_ivr_language)
+
+    async def delete_recordings(self, sids: list[str]) -> int:
+        """A customer's erasure: Twilio's own copies of their call recordings; returns how
+        many were deleted (a recording Twilio no longer has counts as deleted)."""
+        deleted = 0
+        for sid in sids:
+            try:
+                await self.sms.client.recordings(sid).delete_async()
+            except TwilioRestException as exc:
+                if exc.status != 404:
+                    log.warning("Twilio kept recording %s: %s", sid, exc)
+                    continue
+            except httpx.HTTPError as exc:
+                log.warning("Twilio unreachable deleting recording %s: %s", sid, exc)
+                continue
+            deleted += 1
+        return deleted
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let running transcriptions finish (briefly) on shutdown."""

@@ -13,6 +13,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import String, cast, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.phone import PhoneChannel
 from hub import events
 from hub.api.deps import ServicesDep
 from hub.auth import SUPERVISORS, require_role
@@ -103,6 +104,10 @@ class CustomerController(Controller):
             erasure = await erase_customer(session, services.files, customer_id,
                                            request.user.id)
         await announce_erasure(services.bus, erasure)
+        phone = services.adapters.get("phone")
+        if erasure.recording_sids and isinstance(phone, PhoneChannel):
+            erasure.provider_recordings_deleted = await phone.delete_recordings(
+                erasure.recording_sids)
         return erasure.as_json()
 
     @get("/{customer_id:int}/suggestions")

@@ -688,3 +688,19 @@ async def test_browser_softphone_token_queue_and_outgoing_call(hub: RunningHub) 
     schema = (await hub.http.get("/schema/openapi.json")).json()["paths"]
     assert {f"/webhooks/twilio/{name}" for name in PATHS} <= set(schema)
     assert {"/api/voice/token", "/api/conversations/{conversation_id}/calls"} <= set(schema)
+
+
+async def test_erasing_a_caller_deletes_their_recordings_at_twilio_too(
+        hub: RunningHub, fake: FakeTwilio) -> None:
+    sid = "RE" + "7" * 32
+    recorded = await hub.services.ingestor.ingest(Inbound(
+        channel="phone", identity_kind="phone", identity_value=CALLER, kind="recording",
+        text="", external_id=sid, data={
+            "recording_url": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/"
+                             f"Recordings/{sid}", "call_sid": "CA" + "7" * 32}))
+    lead = await hub.login("lead@example.com", "lead-password")
+    erased = await hub.api("DELETE", f"/api/customers/{recorded.customer.id}", lead)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["provider_recordings"] == 1
+    assert erased.json()["provider_recordings_deleted"] == 1
+    assert fake.deleted_recordings == [sid]

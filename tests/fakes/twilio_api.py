@@ -36,6 +36,7 @@ class FakeTwilio:
     failures: list[int] = field(default_factory=list)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     media_gets: list[str] = field(default_factory=list)
+    deleted_recordings: list[str] = field(default_factory=list)
     url: str = ""
     _cdn: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +92,9 @@ class FakeTwilio:
             return self._create(self.calls, "CA", form, "To", "From")
         if scope["method"] == "GET" and rest.startswith("Recordings/"):
             return 200, FAKE_AUDIO, "audio/mpeg"
+        if scope["method"] == "DELETE" and rest.startswith("Recordings/"):
+            self.deleted_recordings.append(rest.removeprefix("Recordings/").removesuffix(".json"))
+            return 204, b"", "application/json"
         if scope["method"] == "GET" and rest in self.media:
             self.media_gets.append(rest)
             token = secrets.token_urlsafe(16)

@@ -70,7 +70,8 @@ async def _person(hub: RunningHub) -> Person:
     async with services.sessions() as session, session.begin():
         session.add(TimelineItem(conversation_id=conversation_id, kind="recording",
                                  channel="phone", direction="in", sender_type="customer",
-                                 data={"recording_url": "https://api.twilio.com/rec/RE1"}))
+                                 data={"recording_url": "https://api.twilio.com/2010-04-01/Accounts/"
+                                                        f"AC{'0' * 32}/Recordings/RE{'1' * 32}"}))
         session.add(LinkAttempt(sender=f"line:{LINE_USER}"))
         await give_identity(session, web.customer.id,  # type: ignore[arg-type]
                             "email", "hanako@example.jp")
@@ -125,6 +126,7 @@ async def test_a_supervisor_erases_a_customer_and_everything_keyed_to_them(
                                "items": 4, "outbox": 1, "link_codes": 1, "link_attempts": 1,
                                "merges": 1, "files": 2}
     assert body["provider_recordings"] == 1 and body["audit_entries_redacted"] == 1
+    assert body["provider_recordings_deleted"] == 0  # no phone channel here to ask
     assert await _left_of(hub, person) == dict.fromkeys(
         ["customers", "identities", "conversations", "items", "outbox", "link_codes",
          "link_attempts", "merges"], 0)
