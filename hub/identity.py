@@ -32,7 +32,7 @@ from hub.models import (
 DEFAULT_PHONE_REGION = "JP"
 # Customer.attributes: the display name was made up by the hub, not given by the person
 PLACEHOLDER_NAME = "placeholder_name"
-_GUEST_NAME = re.compile(r"Guest \S{1,4}")
+_GUEST_NAME = re.compile(r"Guest (\S{1,4})")
 _MAX_VALUE = 320
 
 
@@ -103,9 +103,15 @@ def guest_name(visitor: str) -> str:
     return f"Guest {visitor[-4:].upper()}"
 
 
+def guest_code(name: str | None) -> str | None:
+    """"1A2B" when ``name`` is one ``guest_name`` gave ("Guest 1A2B"), else None."""
+    found = _GUEST_NAME.fullmatch(name) if name is not None else None
+    return found[1] if found else None
+
+
 def is_guest_name(name: str | None) -> bool:
     """Whether ``name`` is one ``guest_name`` gives, not a person's name."""
-    return name is not None and _GUEST_NAME.fullmatch(name) is not None
+    return guest_code(name) is not None
 
 
 def audit(session: AsyncSession, action: str, subject_type: str, subject_id: int | None,

@@ -6,6 +6,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.identity import guest_code
 from hub.models import Agent, Conversation, Customer, Identity, TimelineItem
 from hub.rows import CustomerRow, ItemRow, TicketRow
 
@@ -32,7 +33,10 @@ def customer_name(customer: Person) -> str:
 
 
 def customer_brief(customer: Person) -> dict[str, Any]:
-    return {"id": customer.id, "display_name": customer_name(customer)}
+    """``guest_code``: "1A2B" when the name is the hub's "Guest 1A2B" for an anonymous
+    visitor (else null), so the inbox can say it in the agent's language."""
+    return {"id": customer.id, "display_name": customer_name(customer),
+            "guest_code": guest_code(customer.display_name)}
 
 
 def identity_json(identity: Identity) -> dict[str, Any]:

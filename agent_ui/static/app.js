@@ -287,8 +287,15 @@
     document.title = (unread ? "(" + unread + ") " : "") + t("inbox.title") + " · omohub";
   }
 
+  /** A customer's name as the agent reads it: an anonymous visitor's "Guest 1A2B" is said
+   *  in the agent's language (the API marks it with guest_code). */
+  function personName(person) {
+    if (person && person.guest_code) return t("customer.guest", { code: person.guest_code });
+    return (person && person.display_name) || "";
+  }
+
   function listItem(c) {
-    var name = (c.customer && c.customer.display_name) || "#" + c.id;
+    var name = personName(c.customer) || "#" + c.id;
     var preview = (c.last_message && c.last_message.text) || "";
     var unread = c.unread_count || 0;
     var channels = el("span", { class: "badges" }, (c.channels || []).map(function (ch) {
@@ -411,7 +418,7 @@
   function renderHeader() {
     var c = state.open;
     if (!c) return;
-    $("conv-name").textContent = c.customer.display_name;
+    $("conv-name").textContent = personName(c.customer);
     var status = $("conv-status");
     status.textContent = t("inbox.status." + c.status);
     status.className = "pill st-" + c.status;
@@ -517,7 +524,7 @@
   }
 
   function senderLabel(item) {
-    if (item.sender_type === "customer") return state.open ? state.open.customer.display_name : t("sender.customer");
+    if (item.sender_type === "customer") return state.open ? personName(state.open.customer) : t("sender.customer");
     if (item.sender_type === "agent") {
       if (item.agent_id === ME) return t("conv.you");
       return t("sender.agent");
@@ -844,6 +851,7 @@
     }).catch(function () {
       if (seq !== state.openSeq || !state.open) return;
       renderCustomer({ id: customerId, display_name: state.open.customer.display_name,
+        guest_code: state.open.customer.guest_code,
         identities: state.open.customer.identities || [], conversations: [] });
     });
   }
@@ -866,10 +874,10 @@
     var panel = $("customer-panel");
     panel.hidden = false;
     var avatar = $("cust-avatar");
-    avatar.textContent = initials(profile.display_name);
+    avatar.textContent = initials(personName(profile));
     avatar.dataset.hue = String(hue(profile.id));
     applyAvatarHues(panel);
-    $("cust-name").textContent = profile.display_name;
+    $("cust-name").textContent = personName(profile);
     state.profile = profile;
     renderPresence(profile);
     renderContext();

@@ -30,7 +30,13 @@ from hub.identity import (
     unmerge_customers,
 )
 from hub.models import Agent, Conversation, Customer, Identity
-from hub.serialize import conversation_summary, customer_name, identity_json, iso
+from hub.serialize import (
+    conversation_summary,
+    customer_brief,
+    customer_name,
+    identity_json,
+    iso,
+)
 
 SUGGESTION_SCAN = 5000
 
@@ -77,8 +83,7 @@ async def customer_profile(services: ServicesDep, customer_id: int) -> dict[str,
             select(Conversation).where(Conversation.customer_id == customer_id)
             .order_by(Conversation.last_activity_at.desc()))).scalars().all()
     return {
-        "id": customer.id, "display_name": customer_name(customer),
-        "identities": [identity_json(i) for i in identities],
+        **customer_brief(customer), "identities": [identity_json(i) for i in identities],
         "attributes": {k: v for k, v in customer.attributes.items()
                        if k not in HIDDEN_ATTRIBUTES},
         "merged_into_id": customer.merged_into_id, "created_at": iso(customer.created_at),

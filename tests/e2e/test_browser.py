@@ -229,6 +229,26 @@ def test_an_erased_customers_ticket_leaves_every_inbox(
     customer.context.close()
 
 
+def test_an_anonymous_visitor_is_named_in_the_agents_language(
+        browser: Browser, hub_url: str) -> None:
+    lead = signed_in(browser, hub_url, "lead@example.com", "demo-lead",
+                     viewport={"width": 1280, "height": 760})
+    lead.goto(f"{hub_url}/?lang=ja")
+    expect(lead.locator("#conn")).to_have_attribute("data-state", "online")
+    customer = _customer(browser, hub_url)
+    question = f"Where is my parcel? ({uuid.uuid4().hex[:6]})"
+    _send(customer, question)
+    [conversation] = lead.request.get(f"{hub_url}/api/conversations",
+                                      params={"q": question}).json()["items"]
+    code = conversation["customer"]["guest_code"]
+    row = lead.locator(f".conv-item[data-conversation-id='{conversation['id']}']")
+    expect(row.locator(".name")).to_have_text(f"ゲスト {code}")
+    row.click()
+    expect(lead.locator("#conv-name")).to_have_text(f"ゲスト {code}")
+    customer.context.close()
+    lead.context.close()
+
+
 def test_customer_markup_is_shown_as_text_and_runs_nothing(
         browser: Browser, agent: Page, hub_url: str) -> None:
     customer = _customer(browser, hub_url)

@@ -101,6 +101,23 @@ async def test_inbox_lists_newest_activity_first(hub: RunningHub) -> None:
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in times)
 
 
+async def test_an_anonymous_visitor_is_marked_so_the_inbox_can_name_them(
+        hub: RunningHub) -> None:
+    token = await hub.login()
+    guest = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="visitor-00ab", text="hello"))
+    named = await hub.services.ingestor.ingest(Inbound(
+        channel="line", identity_kind="line", identity_value="U" + "1" * 32, text="hi",
+        display_name="Guest Relations"))
+    listed = {c["id"]: c["customer"] for c in
+              (await hub.api("GET", "/api/conversations", token)).json()["items"]}
+    assert listed[guest.conversation.id] == {"id": guest.customer.id,
+                                             "display_name": "Guest 00AB", "guest_code": "00AB"}
+    assert listed[named.conversation.id]["guest_code"] is None
+    profile = (await hub.api("GET", f"/api/customers/{guest.customer.id}", token)).json()
+    assert profile["guest_code"] == "00AB"
+
+
 async def test_inbox_pages_with_a_cursor(hub: RunningHub) -> None:
     token = await hub.login()
     for n in range(5):
