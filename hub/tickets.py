@@ -239,6 +239,26 @@ class Tickets:
                                              conversation_id))
         return summary
 
+    async def note(self, customer_id: int, channel: str, event: str,
+                   **data: Any) -> TimelineItem | None:
+        """A system note in the customer's open ticket, when they have one (a note never
+        opens a ticket): something the agent should know, such as a blocked account."""
+        async with self._sessions() as session, session.begin():
+            conversation = (await session.execute(select(Conversation).where(
+                Conversation.customer_id == customer_id, Conversation.merged_into_id.is_(None),
+                Conversation.status != Status.RESOLVED,
+            ).order_by(Conversation.last_activity_at.desc()).limit(1))).scalar_one_or_none()
+            if conversation is None:
+                return None
+            item = TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM,
+                                channel=channel, direction=Direction.INTERNAL,
+                                sender_type=SenderType.SYSTEM, data={"event": event, **data})
+            session.add(item)
+            await session.flush()
+        await self._bus.publish(events.Event(events.MESSAGE_CREATED, item_json(item),
+                                             conversation.id))
+        return item
+
     async def mark_read(self, conversation_id: int) -> None:
         async with self._sessions() as session, session.begin():
             conversation = await _conversation(session, conversation_id)

@@ -28,10 +28,10 @@ from channels.base import Attachment, Capabilities, Inbound, Outbound, SendResul
 from channels.line import store
 from channels.line.client import Content, LineApi, LineApiError
 from channels.line.outbound import TEXT_LIMIT, batches, build_messages, retry_key
-from channels.line.parse import LineEvent, in_order, parse
+from channels.line.parse import CHANNEL, LineEvent, in_order, parse
 from hub import events, links
 from hub.background import Background
-from hub.identity import PLACEHOLDER_NAME, InvalidIdentity, set_reachable
+from hub.identity import PLACEHOLDER_NAME, InvalidIdentity, find_identity, set_reachable
 from hub.ingest import IngestResult
 from hub.media import pending_media, settle_media
 from hub.models import SenderType, utcnow
@@ -182,7 +182,11 @@ class LineChannel:
 
     async def _set_reachable(self, user_id: str, reachable: bool) -> None:
         async with self.services.sessions() as session, session.begin():
-            await set_reachable(session, "line", user_id, reachable)
+            known = await find_identity(session, "line", user_id)
+            was_reachable = known is not None and known.reachable
+            identity = await set_reachable(session, "line", user_id, reachable)
+        if identity is not None and was_reachable and not reachable:  # once, not per redelivery
+            await self.services.tickets.note(identity.customer_id, CHANNEL, "line_blocked")
 
     async def _unsend(self, event: LineEvent) -> None:
         if not event.target_id:
