@@ -50,7 +50,7 @@ async def chat(bot_hub: RunningHub) -> AsyncIterator[tuple[socketio.AsyncClient,
     messages: asyncio.Queue[Any] = asyncio.Queue()
     client.on("message", messages.put, namespace="/webchat")
     await client.connect(bot_hub.url, namespaces=["/webchat"], auth={"locale": "ja"},
-                         transports=["websocket"])
+                         transports=["websocket"], wait_timeout=TIMEOUT)  # not 1 s under load
     yield client, messages
     await client.disconnect()
 

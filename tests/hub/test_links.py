@@ -154,7 +154,7 @@ async def test_web_link_continues_the_ticket_in_another_browser(hub: RunningHub)
     sessions: list[dict[str, object]] = []
     phone_browser.on("session", sessions.append, namespace="/webchat")
     await phone_browser.connect(hub.url, namespaces=["/webchat"], auth={"link": code},
-                                transports=["websocket"])
+                                transports=["websocket"], wait_timeout=10)  # not 1 s under load
     try:
         ack = await phone_browser.call("message", {"text": "スマホから続けます"},
                                        namespace="/webchat", timeout=10)
