@@ -62,18 +62,18 @@ class LoginThrottle:
 
     def retry_after(self, email: str, client: str) -> int:
         """Seconds until this e-mail may try again from this client; 0 when it may now."""
-        waits = [self._wait(f"email:{_email_key(email)}", self.MAX_PER_EMAIL),
+        waits = [self._wait(_email_key(email), self.MAX_PER_EMAIL),
                  self._wait(f"client:{client}", self.MAX_PER_CLIENT)]
         return max(waits)
 
     def failed(self, email: str, client: str) -> None:
         if len(self._failures) >= self.MAX_KEYS:
             self._failures.clear()  # a flood of distinct keys: forget rather than grow
-        for key in (f"email:{_email_key(email)}", f"client:{client}"):
+        for key in (_email_key(email), f"client:{client}"):
             self._failures.setdefault(key, deque()).append(self._clock())
 
     def succeeded(self, email: str) -> None:
-        self._failures.pop(f"email:{_email_key(email)}", None)
+        self._failures.pop(_email_key(email), None)
 
     def _wait(self, key: str, limit: int) -> int:
         failures = self._failures.get(key)
@@ -88,7 +88,7 @@ class LoginThrottle:
 
 
 def _email_key(email: str) -> str:
-    return email.strip().lower()[:320]
+    return f"email:{email.strip().lower()[:320]}"
 
 
 def issue_token(signer: Signer, agent: Agent, hours: float) -> str:

@@ -17,7 +17,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ import msgspec
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.hours import local_midnight
 from hub.identity import audit, claims_of
 from hub.models import Conversation, Customer, Identity, ItemKind, SenderType, TimelineItem
 from hub.pii import Term, mask_name, mask_text, personal_terms
@@ -67,13 +68,8 @@ class VocQuery:
         """``first``..``last`` as whole days in ``timezone``; either end may be open."""
         if first and last and first > last:
             raise ExportError("from must not be after to")
-        zone = ZoneInfo(timezone)
-
-        def midnight(day: date) -> datetime:
-            return datetime.combine(day, time(), zone).astimezone(UTC)
-
-        return cls(start=midnight(first) if first else None,
-                   end=midnight(last + timedelta(days=1)) if last else None,
+        return cls(start=local_midnight(first, timezone) if first else None,
+                   end=local_midnight(last + timedelta(days=1), timezone) if last else None,
                    timezone=timezone, **options)
 
 

@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import events
 from hub.identity import InvalidIdentity, give_identity, normalize_email, normalize_identity
-from hub.models import Conversation, Direction, ItemKind, SenderType, TimelineItem
+from hub.models import Conversation, ItemKind, SenderType, TimelineItem
 from hub.pii import phone_numbers_in
 from hub.serialize import item_json
 from hub.services import Services
+from hub.tickets import system_note
 
 MAX_GIVEN_PER_MESSAGE = 3
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
@@ -94,11 +95,8 @@ class GivenInChat:
                                         actor_type="customer", source="web_chat")
             if not given.created and given.holder_id is None:
                 return None
-            note = TimelineItem(
-                conversation_id=conversation_id, kind=ItemKind.SYSTEM, channel="web",
-                direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM, text="",
-                data={"event": "identity_given", "kind": kind, "value": value,
-                      "holder_id": given.holder_id})
+            note = system_note(conversation_id, "web", "identity_given", kind=kind,
+                               value=value, holder_id=given.holder_id)
             session.add(note)
             await session.flush()
         await self.services.bus.publish(events.Event(events.MESSAGE_CREATED, item_json(note),

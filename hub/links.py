@@ -74,8 +74,7 @@ def find_code(text: str) -> str | None:
     if match is None:
         return None
     rest = _NOT_WORDS.sub("", normalized[: match.start()] + normalized[match.end():])
-    lowered = rest.lower()
-    if len(rest) <= MAX_WORDS_AROUND_CODE or any(word in lowered for word in CODE_WORDS):
+    if len(rest) <= MAX_WORDS_AROUND_CODE or names_a_code(rest):
         return match.group(1)
     return None
 

@@ -250,9 +250,7 @@ class Tickets:
             ).order_by(Conversation.last_activity_at.desc()).limit(1))).scalar_one_or_none()
             if conversation is None:
                 return None
-            item = TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM,
-                                channel=channel, direction=Direction.INTERNAL,
-                                sender_type=SenderType.SYSTEM, data={"event": event, **data})
+            item = system_note(conversation.id, channel, event, **data)  # type: ignore[arg-type]
             session.add(item)
             await session.flush()
         await self._bus.publish(events.Event(events.MESSAGE_CREATED, item_json(item),
@@ -279,6 +277,14 @@ class Tickets:
         await self._bus.publish(events.Event(events.CONVERSATION_UPDATED,
                                              conversation_summary(conversation, customer),
                                              conversation.id))
+
+
+def system_note(conversation_id: int, channel: str, event: str, agent_id: int | None = None,
+                **data: Any) -> TimelineItem:
+    """A timeline note for the agents (``data.event`` names what happened)."""
+    return TimelineItem(conversation_id=conversation_id, kind=ItemKind.SYSTEM, channel=channel,
+                        direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM,
+                        agent_id=agent_id, data={"event": event, **data})
 
 
 def _agent_takes_over(conversation: Conversation) -> None:
@@ -330,10 +336,8 @@ async def _apply_changes(session: AsyncSession, conversation: Conversation,
         if any(len(t.strip()) > MAX_TAG_CHARS for t in tags):  # refused, not cut short
             raise TicketError("bad_tags", f"a tag has at most {MAX_TAG_CHARS} characters", 400)
         conversation.tags = sorted({t.strip() for t in tags if t.strip()})
-    items = [TimelineItem(conversation_id=conversation.id, kind=ItemKind.SYSTEM,  # type: ignore[arg-type]
-                          channel=conversation.last_channel, direction=Direction.INTERNAL,
-                          sender_type=SenderType.SYSTEM, agent_id=agent_id,
-                          data={"event": event, **data}) for event, data in system]
+    items = [system_note(conversation.id, conversation.last_channel, event,  # type: ignore[arg-type]
+                         agent_id=agent_id, **data) for event, data in system]
     session.add_all(items)
     if items:
         await session.flush()

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.identity import audit, join_identity
+from hub.identity import PLACEHOLDER_NAME, audit, join_identity
 from hub.models import AuditEvent, Conversation, Customer, Direction, Identity, TimelineItem
 from hub.security import Signer
 from hub.serialize import conversation_summary
@@ -90,7 +90,7 @@ async def adopt_profile(sessions: Sessions, customer_id: int, conversation_id: i
             return None
         attributes = dict(customer.attributes)
         name = (profile.get("display_name") or "").strip()
-        if name and attributes.pop("placeholder_name", False):
+        if name and attributes.pop(PLACEHOLDER_NAME, False):
             customer.display_name = name[:200]
         attributes["line_profile"] = {k: profile.get(k) for k in (
             "display_name", "picture_url", "language") if profile.get(k)}
