@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound
 from hub import events
-from hub.db import SqliteWriter
+from hub.db import SqliteWriter, pair_in, pair_params
 from hub.identity import PLACEHOLDER_NAME, guest_name, normalize_identity, preview
 from hub.models import (
     Conversation,
@@ -90,8 +90,7 @@ def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
 @functools.cache
 def _duplicates_query() -> Any:
     items = TimelineItem.__table__  # type: ignore[attr-defined]
-    return select(items).where(tuple_(items.c.channel, items.c.external_id).in_(
-        bindparam("keys", expanding=True)))
+    return select(items).where(pair_in(items.c.channel, items.c.external_id))
 
 
 @functools.cache
@@ -105,13 +104,8 @@ def _senders_query() -> Any:
         ticket, and_(ticket.c.customer_id == customer.c.id, ticket.c.merged_into_id.is_(None),
                      (ticket.c.status != Status.RESOLVED)
                      | (ticket.c.resolved_at > bindparam("reopen_cutoff"))))
-    # The kind and value lists let SQLite search the (kind, value) index: on the pairs
-    # alone it scans every identity (3.40's plan for a row-value IN list).
     return (select(identity, customer, ticket).select_from(joins)
-            .where(identity.c.kind.in_(bindparam("kinds", expanding=True)),
-                   identity.c.value.in_(bindparam("values", expanding=True)),
-                   tuple_(identity.c.kind, identity.c.value).in_(
-                       bindparam("keys", expanding=True)))
+            .where(pair_in(identity.c.kind, identity.c.value))
             .order_by(ticket.c.last_activity_at))
 
 
@@ -327,7 +321,7 @@ class _Batch:
         keyed = {(i.channel, i.external_id) for i in inbounds if i.external_id}
         if not keyed:
             return
-        for item in self._select(TimelineItem, _duplicates_query(), keys=list(keyed)):
+        for item in self._select(TimelineItem, _duplicates_query(), **pair_params(keyed)):
             self.seen[(item.channel, item.external_id or "")] = item
 
     def _load_senders(self, keys: set[tuple[str, str]]) -> None:
@@ -377,9 +371,7 @@ class _Batch:
                         tickets: dict[int, Snapshot]) -> None:
         names = _sender_columns()
         cut1, cut2 = len(names[0]), len(names[0]) + len(names[1])
-        params = {"keys": list(keys), "kinds": list({kind for kind, _ in keys}),
-                  "values": list({value for _, value in keys}),
-                  "reopen_cutoff": self.reopen_cutoff}
+        params = {**pair_params(keys), "reopen_cutoff": self.reopen_cutoff}
         if self.sqlite_statements is not None:
             rows = self.sqlite_statements.select(_senders_query(), **params)
         else:

@@ -10,13 +10,14 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from rapidfuzz import fuzz, process
-from sqlalchemy import String, cast, or_, select, tuple_
+from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.phone import PhoneChannel
 from hub import events
 from hub.api.deps import ServicesDep
 from hub.auth import SUPERVISORS, require_role
+from hub.db import pair_in, pair_params
 from hub.erasure import announce_erasure, erase_customer
 from hub.identity import (
     CLAIMS,
@@ -197,17 +198,22 @@ async def _announce_customer(services: ServicesDep, customer_id: int) -> None:
             conversation.id))
 
 
+def identity_match_query(customer_id: int) -> Select[Any]:
+    """Other live customers' identities among the pairs bound with ``pair_params``."""
+    return (select(Identity.kind, Identity.value, Customer)
+            .join(Customer, Customer.id == Identity.customer_id)
+            .where(pair_in(Identity.kind, Identity.value), Customer.id != customer_id,
+                   Customer.merged_into_id.is_(None)))
+
+
 async def identity_matches(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
     """Customers holding a value this one gave, and customers who gave a value this one
     holds (an address typed in chat that mail then came from, unproven)."""
     found: dict[int, dict[str, Any]] = {}
     claims = claims_of(customer)
     if claims:
-        rows = (await session.execute(
-            select(Identity.kind, Identity.value, Customer)
-            .join(Customer, Customer.id == Identity.customer_id)
-            .where(tuple_(Identity.kind, Identity.value).in_(claims),
-                   Customer.id != customer.id, Customer.merged_into_id.is_(None)))).all()
+        rows = (await session.execute(identity_match_query(customer.id),
+                                      pair_params(claims))).all()
         for kind, value, other in rows:
             found.setdefault(other.id, _identity_match(other, kind, value))
     held = (await session.execute(select(Identity.kind, Identity.value).where(
