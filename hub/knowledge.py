@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -126,11 +127,44 @@ class ArticleExists(ValueError):
         self.slug = slug
 
 
-async def find_article(session: AsyncSession, slug: str) -> Article | None:
+async def find_article(session: AsyncSession, slug: str,
+                       to_change: bool = False) -> Article | None:
     """The article an id names. The editor addresses articles by id alone, so an id names
-    one article whatever its language."""
+    one article whatever its language.
+
+    ``to_change`` first takes the article's write lock for the rest of the transaction, so
+    two saves at once number their versions one after the other instead of both writing
+    the same next number (and the second silently overwriting the first)."""
+    if to_change:
+        await _lock_articles(session, slug)
     return (await session.execute(select(Article).where(Article.slug == slug)
                                   .order_by(Article.id).limit(1))).scalar_one_or_none()
+
+
+async def _lock_articles(session: AsyncSession, slug: str) -> None:
+    # An UPDATE that changes nothing: on PostgreSQL it locks the rows until commit; on
+    # SQLite, whose driver begins a transaction only at the first write, it takes the
+    # database's write lock before anything is read (a SELECT FOR UPDATE would be ignored).
+    table = Article.__table__  # type: ignore[attr-defined]
+    await session.execute(sa_update(table).where(table.c.slug == slug)
+                          .values(slug=table.c.slug))
+
+
+class EditConflict(Exception):
+    """The article changed since the editor opened it (its newest version is not the one
+    the edit started from)."""
+
+    def __init__(self, slug: str, newest: int) -> None:
+        super().__init__(f"article {slug} was changed by someone else since you opened it: "
+                         f"version {newest} is now the newest; reload it and edit again")
+        self.newest = newest
+
+
+def check_edit_base(row: Article, base_version: int | None) -> None:
+    """Refuse (``EditConflict``) an edit started from a version that is no longer the
+    newest; an edit that names none is not checked (imports, scripts)."""
+    if base_version is not None and base_version != newest_version(row):
+        raise EditConflict(row.slug, newest_version(row))
 
 
 async def create_article(session: AsyncSession, article: KbArticle, actor_id: int | None,

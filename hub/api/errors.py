@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from hub.files import FileRejected
 from hub.identity import InvalidIdentity, MergeError
+from hub.knowledge import EditConflict
 from hub.links import LinkError
 from hub.tickets import TicketError
 from kb.locales import InvalidLocale
@@ -56,6 +57,10 @@ def link_error(_: Request[Any, Any, Any], exc: LinkError) -> Response[dict[str, 
     return error_response(422 if exc.code == "channel_unavailable" else 400, exc.code, str(exc))
 
 
+def edit_conflict(_: Request[Any, Any, Any], exc: EditConflict) -> Response[dict[str, Any]]:
+    return error_response(409, "edit_conflict", str(exc), {"newest_version": exc.newest})
+
+
 def server_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if _caused_by(exc, OverflowError):  # an id or count no database column can hold
         return error_response(400, "out_of_range", "a number in the request is out of range")
@@ -84,6 +89,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     InvalidLocale: value_error,
     FileRejected: value_error,
     LinkError: link_error,
+    EditConflict: edit_conflict,
     LookupError: lookup_error,
     500: server_error,
 }

@@ -24,6 +24,7 @@ from hub.assist import hit_json
 from hub.auth import SUPERVISORS, require_role
 from hub.knowledge import (
     ArticleExists,
+    check_edit_base,
     create_article,
     discard_draft,
     find_article,
@@ -46,6 +47,9 @@ class ArticleBody(msgspec.Struct):
     questions: list[str] = []
     products: list[str] = []
     tags: list[str] = []
+    # The newest version the editor's form was loaded from (its pending draft, else its
+    # version): a save over a newer one is refused with 409 edit_conflict. Optional.
+    base_version: int | None = None
 
 
 class NewArticleBody(ArticleBody, kw_only=True):
@@ -149,10 +153,11 @@ class KnowledgeController(Controller):
         require_role(request.user, *SUPERVISORS)
         article = _kb_article(slug, data)
         async with services.sessions() as session, session.begin():
-            row = await find_article(session, slug)
+            row = await find_article(session, slug, to_change=True)
             if row is None:
                 await _create(session, article, request.user.id)
             else:
+                check_edit_base(row, data.base_version)
                 await update_article(session, row, article, request.user.id)
         # what the bot answers with is unchanged (a draft, or an unpublished article): the
         # index is left as it is
@@ -183,7 +188,7 @@ class KnowledgeController(Controller):
         text is a pending draft, live once published. Supervisors."""
         require_role(request.user, *SUPERVISORS)
         async with services.sessions() as session, session.begin():
-            row = await _article(session, slug)
+            row = await _article(session, slug, to_change=True)
             if not await restore_version(session, row, data.version, request.user.id):
                 raise NotFoundException(f"article {slug} has no version {data.version}")
         return await _article_detail(services, slug)
@@ -196,8 +201,8 @@ async def _create(session: Any, article: KbArticle, actor_id: int | None) -> Non
         raise HTTPException(status_code=409, detail=str(exc)) from exc
 
 
-async def _article(session: Any, slug: str) -> Article:
-    row = await find_article(session, slug)
+async def _article(session: Any, slug: str, to_change: bool = False) -> Article:
+    row = await find_article(session, slug, to_change)
     if row is None:
         raise NotFoundException(f"article {slug} not found")
     return row  # type: ignore[no-any-return]
@@ -229,7 +234,7 @@ async def _change_live_text(slug: str, change: Callable[[Any, Article, int | Non
     what it answers with changed."""
     require_role(agent, *SUPERVISORS)
     async with services.sessions() as session, session.begin():
-        row = await _article(session, slug)
+        row = await _article(session, slug, to_change=True)
         changed = await change(session, row, agent.id)
         result = article_json(row)
     if changed:

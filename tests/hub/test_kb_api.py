@@ -300,6 +300,49 @@ async def test_an_edit_of_a_published_article_is_a_draft_until_published(
     assert (await kb_hub.api("POST", f"{path}/publish", lead)).json()["version"] == 4
 
 
+async def test_saves_at_the_same_time_each_get_their_own_version(kb_hub: RunningHub) -> None:
+    lead = await kb_hub.login("lead@example.com", "lead-password")
+    path = "/api/kb/articles/ja-gift"
+    await kb_hub.api("POST", "/api/kb/articles", lead, json={**GIFT, "id": "ja-gift"})  # v1
+    texts = [f"1点{110 * n}円でギフト包装を承ります。" for n in range(2, 8)]
+    answers = await asyncio.gather(*(kb_hub.api("PUT", path, lead, json={**GIFT, "body": text})
+                                     for text in texts))
+    assert [answer.status_code for answer in answers] == [200] * len(texts)
+    article = (await kb_hub.api("GET", path, lead)).json()
+    versions = article["versions"]
+    assert [v["version"] for v in versions] == list(range(len(texts) + 1, 0, -1))
+    assert sorted(v["body"] for v in versions[:-1]) == sorted(texts)  # none overwritten
+    assert article["version"] == versions[0]["version"]
+    assert article["body"] == versions[0]["body"]  # the row holds the newest text
+
+
+async def test_a_save_over_an_edit_made_meanwhile_is_refused(kb_hub: RunningHub) -> None:
+    first = await kb_hub.login("lead@example.com", "lead-password")
+    second = await kb_hub.login("lead@example.com", "lead-password")
+    path = "/api/kb/articles/ja-gift"
+    await _published_gift(kb_hub, first)
+    opened = (await kb_hub.api("GET", path, first)).json()
+    base = opened["version"]  # 2, live, no draft
+    assert (await kb_hub.api("PUT", path, second, json={
+        **GIFT, "body": NEW_PRICE, "base_version": base})).status_code == 200  # draft v3
+
+    refused = await kb_hub.api("PUT", path, first, json={
+        **GIFT, "body": "1点330円です。", "base_version": base})
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert (error["code"], error["newest_version"]) == ("edit_conflict", 3)
+    after = (await kb_hub.api("GET", path, first)).json()
+    assert len(after["versions"]) == 3 and after["draft"]["body"] == NEW_PRICE  # kept
+
+    # reloaded, the edit starts from the pending draft and is saved over it
+    saved = await kb_hub.api("PUT", path, first, json={
+        **GIFT, "body": "1点330円です。", "base_version": after["draft_version"]})
+    assert saved.status_code == 200 and saved.json()["draft"]["version"] == 4
+    # a save that names no base (an import, a script) is not checked
+    assert (await kb_hub.api("PUT", path, first, json={
+        **GIFT, "body": "1点440円です。"})).json()["draft"]["version"] == 5
+
+
 async def test_discarding_a_draft_keeps_the_live_text_and_the_history(kb_hub: RunningHub) -> None:
     agent = await kb_hub.login()
     lead = await kb_hub.login("lead@example.com", "lead-password")
