@@ -32,7 +32,7 @@ PROMPTS: dict[str, dict[str, str]] = {
         "ask_code": "Thank you for calling. Please enter or say the six-digit code shown in "
                     "your chat or LINE. If you have no code, please hold.",
         "wrong_code": "We could not find that code. Please try again.",
-        "english_offer": "For English, press 9.",
+        "english_offer": "For English, press 9, then the pound key.",
         "linked": "Thank you. We have your conversation.",
         "consent": "This call will be recorded to improve our service.",
         "menu": "To talk to an agent, press 1. To get a chat link by text message, press 2.",

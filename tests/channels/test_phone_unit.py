@@ -88,6 +88,8 @@ def test_ask_code_gathers_dtmf_and_japanese_speech() -> None:
     assert say.get("voice") == "Polly.Mizuki" and "6桁のコード" in (say.text or "")
     offer = gather.findall("Say")[-1]
     assert offer.get("language") == "en-US" and "press 9" in (offer.text or "")
+    # the gather waits for six digits: a lone 9 goes at once only with the key that ends it
+    assert gather.get("finishOnKey") == "#" and "pound key" in (offer.text or "")
     redirect = root.find("Redirect")
     assert redirect is not None and redirect.text == gather.get("action")
 
