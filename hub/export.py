@@ -32,6 +32,7 @@ from hub.models import Conversation, Customer, Identity, ItemKind, SenderType, T
 from hub.pii import Term, mask_name, mask_text, personal_terms
 from hub.serialize import iso
 
+LOCAL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # what Excel reads as a date and time in CSV
 COLUMNS = ("item_id", "created_at", "local_time", "conversation_id", "customer_id",
            "customer_name", "channel", "kind", "text", "product_sku", "store_id", "status",
            "tags", "locale")
@@ -160,7 +161,7 @@ def _row(values: Any, zone: ZoneInfo, known: KnownTerms | None) -> dict[str, Any
         name, text = mask_name(name, customer_id), mask_text(text, known=known.of(customer_id))
     return {
         "item_id": item_id, "created_at": iso(moment),
-        "local_time": moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        "local_time": moment.astimezone(zone).strftime(LOCAL_TIME_FORMAT),
         "conversation_id": conversation_id, "customer_id": customer_id,
         "customer_name": name or "", "channel": channel, "kind": kind, "text": text,
         "product_sku": sku or "", "store_id": store or "", "status": status,
@@ -321,7 +322,12 @@ class _XlsxBook:
         for row in rows:
             cells = []
             for column in COLUMNS:
-                cell = WriteOnlyCell(self.sheet, value=spreadsheet_cell(row[column], False))
+                if column == "local_time":  # a date Excel can filter, group and sort by
+                    cell = WriteOnlyCell(self.sheet, value=datetime.strptime(
+                        row[column], LOCAL_TIME_FORMAT))
+                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
+                else:
+                    cell = WriteOnlyCell(self.sheet, value=spreadsheet_cell(row[column], False))
                 if isinstance(cell.value, str):
                     cell.data_type = "s"  # a string cell, never a formula, whatever it says
                 cells.append(cell)

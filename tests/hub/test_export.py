@@ -88,6 +88,13 @@ async def test_xlsx_opens_with_the_same_rows_and_text_stays_text(hub: RunningHub
     assert [row[text] for row in rows] == [
         "電話は090-1234-5678、メールは taro@example.com です", FORMULA]
     assert sheet.cell(row=3, column=text + 1).data_type == "s"  # not a formula
+    # the local time is a date cell (filterable by day in Excel), equal to the CSV's text
+    local = header.index("local_time")
+    csv_rows = list(csv.DictReader(io.StringIO(
+        (await _get(hub, "format=csv&channel=web")).decode("utf-8-sig"))))
+    assert [row[local] for row in rows] == [
+        datetime.strptime(r["local_time"], "%Y-%m-%d %H:%M:%S") for r in csv_rows]
+    assert sheet.cell(row=2, column=local + 1).is_date
 
 
 async def test_days_are_the_hubs_local_days(hub: RunningHub) -> None:
