@@ -15,6 +15,8 @@ MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
 CONVERSATION_DELETED = "conversation.deleted"  # {"id", "customer_id"}: erased, drop it
 TYPING = "typing"
+# {"customer_id", "other_id", "unmerged"}: other was merged into customer_id, or restored
+CUSTOMER_MERGED = "customer.merged"
 CUSTOMER_PRESENCE = "customer.presence"  # {"customer_id", "online"}: a chat opened or closed
 
 

@@ -147,7 +147,11 @@ class WebChat:
             events.CUSTOMER_PRESENCE, {"customer_id": customer_id, "online": online}))
 
     async def on_event(self, event: events.Event) -> None:
-        """Agents typing reach the customer's open chat windows."""
+        """Agents typing reach the customer's open chat windows; after a merge or unmerge
+        they are told which ticket they write into now."""
+        if event.name == events.CUSTOMER_MERGED:
+            await self._resend_sessions(event.payload["customer_id"], event.payload["other_id"])
+            return
         if event.name != events.TYPING or event.payload.get("sender_type") != "agent":
             return
         visitors = await self.services.tickets.identities_of_conversation(
@@ -155,6 +159,19 @@ class WebChat:
         for visitor_id in visitors:
             await self.services.sio.emit(
                 "typing", {"sender_type": "agent", "typing": event.payload["typing"]},
+                room=visitor_room(visitor_id), namespace=NAMESPACE)
+
+
+    async def _resend_sessions(self, *customer_ids: int) -> None:
+        async with self.services.sessions() as session:
+            visitors = (await session.execute(select(Identity.value).where(
+                Identity.kind == "web", Identity.customer_id.in_(customer_ids)))).scalars().all()
+        for visitor_id in visitors:
+            conversation_id, _ = await self.services.tickets.customer_view(
+                "web", visitor_id, limit=0)
+            await self.services.sio.emit(
+                "session", {"visitor_token": self.sign(visitor_id),
+                            "conversation_id": conversation_id},
                 room=visitor_room(visitor_id), namespace=NAMESPACE)
 
 

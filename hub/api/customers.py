@@ -169,6 +169,7 @@ class CustomerController(Controller):
                     request: Request[Agent, str, Any], services: ServicesDep) -> dict[str, Any]:
         async with services.sessions() as session, session.begin():
             merge = await merge_customers(session, customer_id, data.other_id, request.user.id)
+        await _announce_merge(services, customer_id, data.other_id, unmerged=False)
         await _announce_customer(services, customer_id)
         profile = await customer_profile(services, customer_id)
         return {**profile, "merge_id": merge.id}
@@ -180,10 +181,18 @@ class CustomerController(Controller):
         source_id = data.other_id if data else None
         async with services.sessions() as session, session.begin():
             merge = await unmerge_customers(session, customer_id, request.user.id, source_id)
+        await _announce_merge(services, customer_id, merge.source_id, unmerged=True)
         await _announce_customer(services, customer_id)
         await _announce_customer(services, merge.source_id)
         profile = await customer_profile(services, customer_id)
         return {**profile, "restored_id": merge.source_id}
+
+
+async def _announce_merge(services: ServicesDep, customer_id: int, other_id: int,
+                          unmerged: bool) -> None:
+    """Open chat windows of either customer learn which ticket they now write into."""
+    await services.bus.publish(events.Event(events.CUSTOMER_MERGED, {
+        "customer_id": customer_id, "other_id": other_id, "unmerged": unmerged}))
 
 
 async def _announce_customer(services: ServicesDep, customer_id: int) -> None:

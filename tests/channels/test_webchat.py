@@ -297,3 +297,32 @@ async def test_agents_hear_when_the_visitors_last_tab_closes_and_a_new_one_opens
     await back.next("session")
     assert (await inbox.next("customer.presence"))["online"] is True
     assert inbox.queue("customer.presence").empty()
+
+
+async def test_a_merge_or_unmerge_tells_the_open_chat_its_ticket(
+        hub: RunningHub, clients: list[Client]) -> None:
+    from channels.base import Inbound
+
+    chat = await customer(hub, clients)
+    await chat.next("session")
+    first = await chat.call("message", {"text": "返品について"})
+    assert (await chat.next("session"))["conversation_id"] == first["conversation_id"]
+    token = await hub.login()
+    visitor = (await hub.api("GET", f"/api/conversations/{first['conversation_id']}",
+                             token)).json()["customer"]["id"]
+    mail = await hub.services.ingestor.ingest(Inbound(
+        channel="email", identity_kind="email", identity_value="hanako@example.com",
+        text="先日の注文の件です", external_id="<merge-1@example.com>"))
+    mailer = mail.customer.id
+
+    merged = await hub.api("POST", f"/api/customers/{mailer}/merge", token,
+                           json={"other_id": visitor})
+    assert merged.status_code == 200, merged.text
+    now = (await chat.next("session"))["conversation_id"]
+    assert (await chat.call("message", {"text": "続きです"}))["conversation_id"] == now
+
+    restored = await hub.api("POST", f"/api/customers/{mailer}/unmerge", token,
+                             json={"other_id": visitor})
+    assert restored.status_code == 200, restored.text
+    back = (await chat.next("session"))["conversation_id"]
+    assert (await chat.call("message", {"text": "また私です"}))["conversation_id"] == back
