@@ -193,6 +193,8 @@ class Tickets:
             raise TicketError("empty_text", "text must not be empty", 400)
         async with self._sessions() as session, session.begin():
             conversation = await _conversation(session, conversation_id)
+            if channel is None and not internal:
+                channel = await self._customers_latest_channel(session, conversation)
             channel = channel or conversation.last_channel
             if not internal:
                 await self._check_reachable(session, conversation, channel)
@@ -216,6 +218,28 @@ class Tickets:
             self._wake()
         await self._announce(item, conversation, customer)
         return item
+
+    async def _customers_latest_channel(self, session: AsyncSession,
+                                        conversation: Conversation) -> str:
+        """The channel the customer wrote on last that can still reach them: the ticket's
+        last channel, unless an unmerge took that identity away from this customer."""
+        if await self._reaches(session, conversation, conversation.last_channel):
+            return conversation.last_channel
+        used = (await session.execute(
+            select(TimelineItem.channel).where(
+                TimelineItem.conversation_id == conversation.id,
+                TimelineItem.direction == Direction.INBOUND)
+            .group_by(TimelineItem.channel).order_by(sa.func.max(TimelineItem.id).desc())
+        )).scalars().all()
+        for channel in used:
+            if await self._reaches(session, conversation, channel):
+                return channel
+        return conversation.last_channel
+
+    async def _reaches(self, session: AsyncSession, conversation: Conversation,
+                       channel: str) -> bool:
+        return channel in self._enabled() and await recipient_for(
+            session, conversation.customer_id, channel) is not None
 
     async def _check_reachable(self, session: AsyncSession, conversation: Conversation,
                                channel: str) -> None:

@@ -476,3 +476,43 @@ async def test_attachments_in_and_out(listening: Services, sink: SmtpSink) -> No
     sent = parse_message((await sink.next()).raw)
     assert sent.text == "見積書です" and sent.in_reply_to == "<with-file@example.jp>"
     assert [(a.name, a.data) for a in sent.attachments] == [("見積書.pdf", b"%PDF-1.4 fake")]
+
+
+async def test_after_an_unmerge_a_reply_goes_out_on_a_channel_that_reaches_the_customer(
+        services: Services, sink: SmtpSink) -> None:
+    """A chat visitor merged into a mail customer wrote into the mail ticket, then the merge
+    was undone: the ticket's last channel (web) left with the visitor, so a reply without
+    a channel goes by e-mail, the channel this customer wrote on before."""
+    from channels.base import Inbound
+    from hub.identity import merge_customers, unmerge_customers
+
+    channel = services.adapters["email"]
+    assert isinstance(channel, EmailChannel)
+    stored = await channel.receive(make_mail()[0])
+    assert stored.conversation_id is not None
+    chat = await services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="visitor-1", text="チャットです"))
+    mailer = await _customer_of(services, stored.conversation_id)
+    visitor = chat.customer.id
+    async with services.sessions() as session, session.begin():
+        await merge_customers(session, mailer, visitor, None)
+    joined = await services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="visitor-1", text="続きです"))
+    assert joined.conversation.id == stored.conversation_id  # last channel: web
+    async with services.sessions() as session, session.begin():
+        await unmerge_customers(session, mailer, None, visitor)
+
+    reply = await services.tickets.reply(stored.conversation_id, "メールでお返事します。",
+                                         agent_id=None)
+    assert reply.channel == "email"
+    sent = await sink.next()
+    assert sent.recipients == ("taro@example.jp",)
+
+
+async def _customer_of(services: Services, conversation_id: int) -> int:
+    from hub.models import Conversation
+
+    async with services.sessions() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        return conversation.customer_id
