@@ -500,10 +500,15 @@ class _Batch:
         """Where the item sits in the timeline: at the sender's time (never in the future),
         but never above what its ticket already shows. A mail client's slow clock or a late
         delivery must not put a reply before the message it answers (seen: a reply dated
-        ten minutes early became its ticket's first item)."""
+        ten minutes early became its ticket's first item). A ticket starts when its first
+        message arrives, which sits there too: a mail dated 2009 by its Date header once
+        opened a ticket today and counted for 2009 in the figures and exports. The
+        sender's own time is kept as ``data.sent_at``."""
+        if opened:
+            return self.now
         occurred = inbound.occurred_at
         at = self.now if occurred is None or occurred > self.now else occurred
-        return at if opened else max(at, conversation.last_activity_at)
+        return max(at, conversation.last_activity_at)
 
     def _refresh_identity(self, identity: IdentityRow, customer: CustomerRow,
                           inbound: Inbound) -> None:

@@ -7,11 +7,11 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from channels.base import Inbound
@@ -190,13 +190,30 @@ async def test_events_follow_the_commit(services: Services) -> None:
 
 
 async def test_provider_time_orders_late_deliveries(services: Services) -> None:
+    first = await services.ingestor.ingest(web("visitor-1", "hello"))
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    async with services.sessions() as session, session.begin():  # the ticket, an hour old
+        await session.execute(update(Conversation).where(
+            Conversation.id == first.conversation.id).values(last_activity_at=an_hour_ago))
+        await session.execute(update(TimelineItem).where(
+            TimelineItem.id == first.item.id).values(created_at=an_hour_ago))
     now = utcnow()
     late = await services.ingestor.ingest(web("visitor-1", "sent first",
                                               occurred_at=now - timedelta(minutes=5)))
-    assert late.item.created_at < now
+    assert late.item.created_at == now - timedelta(minutes=5)  # where the sender put it
     future = await services.ingestor.ingest(web("visitor-1", "clock skew",
                                                 occurred_at=now + timedelta(days=1)))
-    assert future.item.created_at <= utcnow()
+    assert late.item.created_at < future.item.created_at <= utcnow()
+
+
+async def test_a_new_tickets_first_message_sits_where_the_ticket_starts(
+        services: Services) -> None:
+    """A mail dated 2009 by its sender opens a ticket today: it counts for today in the
+    figures and exports, and keeps the date it gave."""
+    dated = datetime(2009, 10, 30, 8, 11, 2, tzinfo=UTC)
+    opened = await services.ingestor.ingest(web("visitor-1", "old mail", occurred_at=dated))
+    assert opened.opened and opened.item.created_at == opened.conversation.created_at
+    assert opened.item.data["sent_at"] == iso(dated)
 
 
 async def test_a_slow_senders_clock_never_lifts_a_reply_above_what_it_answers(

@@ -56,9 +56,11 @@ async def test_metrics_days_are_the_teams_days_as_in_the_voc_export(hub: Running
     count it on the 21st (OMOHUB_TIMEZONE, Asia/Tokyo by default)."""
     assert hub.services.settings.timezone == "Asia/Tokyo"
     moment = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
-    await hub.services.ingestor.ingest(Inbound(
-        channel="web", identity_kind="web", identity_value="late", text="夜分にすみません",
-        occurred_at=moment))
+    late = await hub.services.ingestor.ingest(Inbound(
+        channel="web", identity_kind="web", identity_value="late", text="夜分にすみません"))
+    async with hub.services.sessions() as session, session.begin():
+        await session.execute(update(TimelineItem).where(TimelineItem.id == late.item.id)
+                              .values(created_at=moment))
     lead = await hub.login("lead@example.com", "lead-password")
 
     def counted(figures: dict[str, Any]) -> dict[str, int]:
