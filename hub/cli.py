@@ -1,4 +1,4 @@
-"""The ``omohub`` command: serve, demo, create-agent, kb, export."""
+"""The ``omohub`` command: serve, demo, create-agent, kb, catalog, export."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from hub import db
 from hub.process import SERVER_OPTIONS, tune_for_serving
 from hub.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 CLI_ACTOR = "cli"  # the audit log's actor type for what a command does (no agent signed in)
 
@@ -81,16 +87,22 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return show
 
 
-async def _kb_import(settings: Settings, directory: Path) -> int:
-    from hub.knowledge import import_directory
-
+async def _in_transaction(settings: Settings,
+                          work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``work`` in one transaction on an engine of its own (a CLI verb's whole life)."""
     engine = db.create_engine(settings.database_url)
     try:
         async with db.session_factory(engine)() as session, session.begin():
-            report = await import_directory(session, directory, _progress("importing"),
-                                            actor_type=CLI_ACTOR)
+            return await work(session)
     finally:
         await engine.dispose()
+
+
+async def _kb_import(settings: Settings, directory: Path) -> int:
+    from hub.knowledge import import_directory
+
+    report = await _in_transaction(settings, lambda session: import_directory(
+        session, directory, _progress("importing"), actor_type=CLI_ACTOR))
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     print(f"articles: {report.created} new, {report.updated} updated, "
@@ -104,12 +116,7 @@ async def _embed_for_the_bot(settings: Settings) -> None:
     instead of embedding them on its first question."""
     from hub.knowledge import embed_for_the_bot, published_articles
 
-    engine = db.create_engine(settings.database_url)
-    try:
-        async with db.session_factory(engine)() as session:
-            articles = await published_articles(session)
-    finally:
-        await engine.dispose()
+    articles = await _in_transaction(settings, published_articles)
     await asyncio.to_thread(embed_for_the_bot, articles, settings.data_dir,
                             _progress("embedding for the bot"))
 
@@ -133,14 +140,28 @@ def cmd_kb(args: argparse.Namespace) -> int:
 async def _kb_export(settings: Settings, directory: Path) -> int:
     from hub.knowledge import export_directory
 
-    engine = db.create_engine(settings.database_url)
-    try:
-        async with db.session_factory(engine)() as session, session.begin():
-            count = await export_directory(session, directory, actor_type=CLI_ACTOR)
-    finally:
-        await engine.dispose()
+    count = await _in_transaction(settings, lambda session: export_directory(
+        session, directory, actor_type=CLI_ACTOR))
     print(f"exported {count} articles to {directory}")
     return 0
+
+
+async def _catalog_import(settings: Settings, paths: list[Path]) -> int:
+    from hub.catalog import import_files
+
+    report = await _in_transaction(settings, lambda session: import_files(
+        session, paths, _progress("importing"), actor_type=CLI_ACTOR))
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    for line in report.summary():
+        print(line)
+    return 2 if report.errors else 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db.migrate(settings.database_url)
+    return asyncio.run(_catalog_import(settings, [Path(name) for name in args.files]))
 
 
 async def _export_voc(settings: Settings, args: argparse.Namespace) -> int:
@@ -204,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     kb_eval.add_argument("file")
     kb_eval.add_argument("--verbose", action="store_true", help="print the confusions")
     kb.set_defaults(handler=cmd_kb)
+    catalog = verbs.add_parser("catalog", help="the shop's products and stores")
+    catalog_verbs = catalog.add_subparsers(dest="catalog_verb", required=True)
+    catalog_import = catalog_verbs.add_parser(
+        "import", help="add or update products and stores from CSV or JSON files")
+    catalog_import.add_argument("files", nargs="+", metavar="FILE",
+                                help="CSV with a sku (products) or id (stores) column, "
+                                     'or JSON {"products": [...], "stores": [...]}')
+    catalog.set_defaults(handler=cmd_catalog)
     exporter = verbs.add_parser("export", help="exports for supervisors")
     export_verbs = exporter.add_subparsers(dest="export_verb", required=True)
     voc = export_verbs.add_parser("voc", help="what customers said, as CSV, XLSX or JSON Lines")

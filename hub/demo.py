@@ -29,13 +29,14 @@ from hub.security import hash_password
 from hub.settings import Settings
 from kb.articles import default_articles_dir
 
+PICTURES = "/static/products"  # channels/webchat/static/products, served with the chat page
 PRODUCTS = [
     Product(sku="OMO-TEA-001", name="静岡煎茶 100g", name_en="Shizuoka sencha 100 g",
-            price=1280, description="深蒸しの煎茶。"),
+            price=1280, image_url=f"{PICTURES}/tea.svg", description="深蒸しの煎茶。"),
     Product(sku="OMO-KETTLE-002", name="電気ケトル 0.8L", name_en="Electric kettle 0.8 L",
-            price=5980, description="温度調節つき。"),
+            price=5980, image_url=f"{PICTURES}/kettle.svg", description="温度調節つき。"),
     Product(sku="OMO-TOWEL-003", name="今治タオル フェイス", name_en="Imabari face towel",
-            price=1650, description="綿100%。"),
+            price=1650, image_url=f"{PICTURES}/towel.svg", description="綿100%。"),
 ]
 STORES = [Store(id="shibuya", name="omo 渋谷店", address="東京都渋谷区"),
           Store(id="umeda", name="omo 梅田店", address="大阪府大阪市北区")]

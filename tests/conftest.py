@@ -115,6 +115,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     await stop_services(built)
 
 
+async def stored_rows(url: str, model: type) -> list[Any]:
+    """Every row of ``model`` in the database at ``url`` (for tests of CLI verbs)."""
+    engine = db.create_engine(url)
+    try:
+        async with db.session_factory(engine)() as session:
+            return list((await session.execute(sa.select(model))).scalars())
+    finally:
+        await engine.dispose()
+
+
 @dataclass
 class RunningHub:
     url: str

@@ -10,15 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from hub import db
 from hub.cli import CLI_ACTOR, main
 from hub.knowledge import vector_file
 from hub.models import Article, AuditEvent
 from kb.articles import default_articles_dir, load_directory
 from kb.embedding import load_default_embedder
 from kb.index import KnowledgeBase
+from tests.conftest import stored_rows
 
 MODEL = load_default_embedder()
 
@@ -36,15 +35,6 @@ def _folder(root: Path, name: str, files: dict[str, str]) -> Path:
     for file_name, text in files.items():
         (folder / file_name).write_text(text, encoding="utf-8")
     return folder
-
-
-async def _all(url: str, model: type) -> list:  # type: ignore[type-arg]
-    engine = db.create_engine(url)
-    try:
-        async with db.session_factory(engine)() as session:
-            return list((await session.execute(select(model))).scalars())
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -80,7 +70,7 @@ def test_import_reports_each_bad_file_by_line_and_field_and_imports_the_rest(
         "('- ' items), not one string",
         f"error: {folder / 'unknown.md'}:4: 'locale' must be a language tag such as ja, en, "
         "zh-TW or pt-BR, not 'xx'"]
-    stored = asyncio.run(_all(omohub_env, Article))
+    stored = asyncio.run(stored_rows(omohub_env, Article))
     assert sorted((a.slug, a.locale) for a in stored) == [("tea", "en"), ("zh", "zh-TW")]
 
 
@@ -103,7 +93,7 @@ def test_import_names_both_files_declaring_one_id_and_imports_neither(
         f"error: {b_tea}:3: duplicate id 'tea', also declared in {a_tea}:2: "
         "none of these files is imported"]
     assert "1 new, 0 updated, 0 unchanged, 2 with errors" in captured.out
-    bodies = {a.slug: a.body for a in asyncio.run(_all(omohub_env, Article))}
+    bodies = {a.slug: a.body for a in asyncio.run(stored_rows(omohub_env, Article))}
     assert bodies == {"tea": "Keep it sealed.", "kettle": "Keep it sealed and dry."}
 
 
@@ -136,7 +126,7 @@ def test_kb_commands_are_audited_as_the_cli_like_the_voc_export(
     assert main(["kb", "import", str(folder)]) == 0
     assert main(["kb", "export", str(tmp_path / "exported")]) == 0
     assert main(["export", "voc", "--format", "jsonl", "--out", str(tmp_path / "voc.jsonl")]) == 0
-    events = asyncio.run(_all(omohub_env, AuditEvent))
+    events = asyncio.run(stored_rows(omohub_env, AuditEvent))
     actors = {event.action: (event.actor_type, event.actor_id) for event in events}
     assert actors["kb.import"] == actors["kb.export"] == actors["export.voc"] == (CLI_ACTOR, None)
 
