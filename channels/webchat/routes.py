@@ -46,7 +46,7 @@ async def chat_page(request: Request[Any, Any, Any], services: ServicesDep,
 @get("/widget.js", include_in_schema=False)
 async def widget_script() -> File:
     return File(STATIC / "widget.js", content_disposition_type="inline",
-                media_type="text/javascript; charset=utf-8")
+                media_type="text/javascript")  # Litestar appends "; charset=utf-8"
 
 
 @post("/webchat/upload", request_max_body_size=11 * 1024 * 1024, status_code=201,

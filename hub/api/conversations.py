@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hub import assist, links
 from hub.api.deps import ServicesDep
@@ -45,7 +45,8 @@ class ConversationController(Controller):
         self, request: Request[Agent, str, Any], services: ServicesDep,
         status: FromQuery[str | None] = None, channel: FromQuery[str | None] = None,
         assignee: FromQuery[str | None] = None, customer_id: FromQuery[int | None] = None,
-        q: FromQuery[str | None] = None, limit: FromQuery[int] = 50,
+        q: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, description="at most 200 are sent")] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         if channel is not None and channel not in CHANNELS:

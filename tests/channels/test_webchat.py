@@ -326,3 +326,13 @@ async def test_a_merge_or_unmerge_tells_the_open_chat_its_ticket(
     assert restored.status_code == 200, restored.text
     back = (await chat.next("session"))["conversation_id"]
     assert (await chat.call("message", {"text": "また私です"}))["conversation_id"] == back
+
+
+async def test_pages_and_scripts_name_their_charset_once(hub: RunningHub) -> None:
+    for path in ("/widget.js", "/chat", "/login", "/static/chat.js", "/healthz"):
+        response = await hub.http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].count("charset") <= 1, (
+            path, response.headers["content-type"])
+    widget = await hub.http.get("/widget.js")
+    assert widget.headers["content-type"] == "text/javascript; charset=utf-8"

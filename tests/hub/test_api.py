@@ -131,6 +131,9 @@ async def test_inbox_pages_with_a_cursor(hub: RunningHub) -> None:
     ids = [c["id"] for page in (first, second, third) for c in page["items"]]
     assert len(ids) == len(set(ids)) == 5
     assert third["next_cursor"] is None
+    for bad in ("0", "-1", "abc"):
+        refused = await hub.api("GET", f"/api/conversations?limit={bad}", token)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_request"
 
 
 async def test_inbox_filters(hub: RunningHub) -> None:
