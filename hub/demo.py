@@ -107,8 +107,10 @@ async def _seed_customers(session: AsyncSession) -> None:
         for kind, value in identities:
             session.add(Identity(customer_id=customer.id, kind=kind, value=value,
                                  verified=kind != "web"))
+        opened_at = now - timedelta(minutes=messages[0][3])
         conversation = Conversation(customer_id=customer.id, channels=sorted(
-            {m[0] for m in messages}), last_channel=messages[-1][0], unread_count=1)
+            {m[0] for m in messages}), last_channel=messages[-1][0], unread_count=1,
+            created_at=opened_at)
         session.add(conversation)
         await session.flush()
         previous = None
@@ -120,11 +122,14 @@ async def _seed_customers(session: AsyncSession) -> None:
                     direction=Direction.INTERNAL, sender_type=SenderType.SYSTEM,
                     data={"event": "channel_switched", "from": previous, "to": channel},
                     created_at=at - timedelta(seconds=1)))
-            session.add(TimelineItem(
+            item = TimelineItem(
                 conversation_id=conversation.id, channel=channel, created_at=at, text=text,
                 kind=ItemKind.CALL if channel == "phone" else ItemKind.MESSAGE,
                 direction=Direction.INBOUND if sender == "customer" else Direction.OUTBOUND,
-                sender_type=sender, delivery_status="sent" if sender != "customer" else "received"))
+                sender_type=sender, delivery_status="sent" if sender != "customer" else "received")
+            session.add(item)
+            await session.flush()
+            conversation.last_item_id = item.id
             previous = channel
             conversation.last_preview = text
             conversation.last_activity_at = at
