@@ -1,7 +1,8 @@
 """One typed settings object, read once from ``OMOHUB_*`` environment variables.
 
-A TOML file named by ``OMOHUB_CONFIG`` may set the same keys (lower-case, without the
-prefix); the environment wins over the file.
+A TOML file named by ``OMOHUB_CONFIG`` may set the same keys, spelt as the variables
+(``OMOHUB_DATABASE_URL``) or as the settings (``database_url``); the environment wins over
+the file, and a key the file gets wrong stops the hub with its name.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     config_path = env.get(f"{PREFIX}CONFIG")
     if config_path:
-        values.update(tomllib.loads(Path(config_path).read_text(encoding="utf-8")))
+        values.update(_file_values(config_path))
     for f in fields(Settings):
         key = f"{PREFIX}{f.name.upper()}"
         if key in env and env[key] != "":
@@ -137,6 +138,25 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not settings.secret_key:
         settings = settings.with_changes(secret_key=_persistent_secret(Path(settings.data_dir)))
     return settings
+
+
+def _file_values(path: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{PREFIX}CONFIG={path}: cannot read it "
+                            f"({exc.strerror or exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{PREFIX}CONFIG={path}: not a TOML file ({exc})") from exc
+    names = {f.name for f in fields(Settings)} - {"extra"}
+    values = {}
+    for key, value in data.items():
+        name = key.lower().removeprefix(PREFIX.lower())
+        if name not in names:  # a typo would otherwise leave the default in force silently
+            raise SettingsError(f"{path}: unknown setting {key!r} (settings are named as "
+                                f"the {PREFIX}* variables, e.g. {PREFIX}DATABASE_URL)")
+        values[name] = value
+    return values
 
 
 def _coerced(name: str, raw: Any, default: Any) -> Any:

@@ -54,6 +54,31 @@ def test_the_cli_says_which_setting_is_wrong_without_a_traceback(
     assert "Traceback" not in error and len(error.splitlines()) == 1
 
 
+def test_a_settings_file_takes_the_variables_names_or_the_settings(tmp_path: Path) -> None:
+    config = tmp_path / "omohub.toml"
+    config.write_text('OMOHUB_TIMEZONE = "Europe/Paris"\nmax_text_chars = 3000\n'
+                      'Bot_Enabled = false\n', encoding="utf-8")
+    settings = load_settings({**environ(tmp_path), "OMOHUB_CONFIG": str(config),
+                              "OMOHUB_MAX_TEXT_CHARS": "4000"})  # the environment wins
+    assert (settings.timezone, settings.max_text_chars, settings.bot_enabled) == (
+        "Europe/Paris", 4000, False)
+
+
+@pytest.mark.parametrize("content,problem", [
+    ('OMOHUB_TIMEZNOE = "Asia/Tokyo"\n', "unknown setting 'OMOHUB_TIMEZNOE'"),
+    ('[line]\nchannel_secret = "x"\n', "unknown setting 'line'"),
+    ("timezone = \n", "not a TOML file"),
+    (None, "cannot read it"),
+])
+def test_a_settings_file_it_cannot_use_is_refused_by_name(
+        tmp_path: Path, content: str | None, problem: str) -> None:
+    config = tmp_path / "omohub.toml"
+    if content is not None:
+        config.write_text(content, encoding="utf-8")
+    with pytest.raises(SettingsError, match=problem):
+        load_settings({**environ(tmp_path), "OMOHUB_CONFIG": str(config)})
+
+
 @given(st.times(), st.times())
 def test_every_span_within_a_day_reads_back_and_no_other(start: time, end: time) -> None:
     text = f"{start:%H:%M}-{end:%H:%M}"
