@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -29,6 +30,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     from hub.app import create_app
 
+    _check_mail_listener(settings)
     db.migrate(settings.database_url)
     if "OMOHUB_PUBLIC_URL" not in os.environ and settings.public_url == Settings.public_url:
         # Links, QR codes and Twilio signatures must name where we really listen.
@@ -39,6 +41,21 @@ def _serve(settings: Settings, host: str, port: int) -> None:
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
                 proxy_headers=True, timeout_graceful_shutdown=10, **SERVER_OPTIONS)
+
+
+def _check_mail_listener(settings: Settings) -> None:
+    """Say now, in one line, that the SMTP listener's address is taken: found when the
+    hub starts, it would be a traceback from the server's start-up."""
+    if not settings.smtp_listen:
+        return
+    from channels.email.send import split_host_port
+
+    host, port = split_host_port(settings.smtp_listen)
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        raise SettingsError(f"OMOHUB_SMTP_LISTEN={settings.smtp_listen!r}: cannot listen "
+                            f"there ({exc.strerror or exc})") from exc
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

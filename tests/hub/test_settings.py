@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import time
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def test_a_settings_file_it_cannot_use_is_refused_by_name(
         config.write_text(content, encoding="utf-8")
     with pytest.raises(SettingsError, match=problem):
         load_settings({**environ(tmp_path), "OMOHUB_CONFIG": str(config)})
+
+
+def test_serve_says_in_one_line_that_the_mail_port_is_taken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        for key, value in environ(tmp_path, smtp_listen=address).items():
+            monkeypatch.setenv(key, value)
+        assert main(["serve"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"omohub: OMOHUB_SMTP_LISTEN='{address}': cannot listen there")
+    assert len(error.splitlines()) == 1
 
 
 @given(st.times(), st.times())
