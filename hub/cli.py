@@ -210,11 +210,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _day(text: str) -> date | None:
-    from hub.export import ExportError, parse_day
+    from hub.hours import parse_day
 
     try:
         return parse_day(text)
-    except ExportError as exc:
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 

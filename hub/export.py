@@ -83,14 +83,6 @@ def audit_export(session: AsyncSession, query: VocQuery, fmt: str, actor_id: int
           channel=query.channel, mask_pii=query.mask_pii, **details)
 
 
-def parse_day(text: str) -> date | None:
-    """A ``YYYY-MM-DD`` day; blank means no bound (what an HTML form sends)."""
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError as exc:
-        raise ExportError(f"not a date (YYYY-MM-DD): {text!r}") from exc
-
-
 def check_format(name: str) -> str:
     if name not in MEDIA_TYPES:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}")

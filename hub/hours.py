@@ -31,3 +31,12 @@ def local_midnight(day: date, timezone: str) -> datetime:
     """The start of ``day`` where the support team works (``OMOHUB_TIMEZONE``), in UTC:
     days in dashboards and exports are the team's days, not UTC's."""
     return datetime.combine(day, time(), ZoneInfo(timezone)).astimezone(UTC)
+
+
+def parse_day(text: str) -> date | None:
+    """A ``YYYY-MM-DD`` day; blank means no bound (what an HTML form sends). ``ValueError``
+    says what was wrong, for a person to read."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from exc

@@ -14,6 +14,7 @@ from litestar.response import Stream
 from hub import export
 from hub.api.deps import ServicesDep
 from hub.auth import SUPERVISORS, require_role
+from hub.hours import parse_day
 from hub.models import Agent, Channel, utcnow
 from hub.services import Services
 from hub.tickets import TicketError
@@ -39,9 +40,9 @@ async def export_voc(request: Request[Agent, str, Any], services: ServicesDep,
     try:
         fmt = export.check_format(format_ or "csv")
         query = export.VocQuery.for_days(
-            export.parse_day(from_), export.parse_day(to), services.settings.timezone,
+            parse_day(from_), parse_day(to), services.settings.timezone,
             channel=channel or None, mask_pii=mask_pii)
-    except export.ExportError as exc:
+    except ValueError as exc:  # export.ExportError or a day that is no date
         raise TicketError("bad_export", str(exc), 400) from exc
     await _audit(services, request.user, fmt, query)
     body = (_xlsx(services, query) if fmt == "xlsx"

@@ -83,6 +83,11 @@ async def test_metrics_are_for_supervisors(hub: RunningHub) -> None:
     lead = await hub.login("lead@example.com", "lead-password")
     bad = await hub.api("GET", "/api/metrics?from=2026-02-01&to=2026-01-01", lead)
     assert bad.status_code == 400
+    for query, name in (("from=yesterday", "from"), ("to=2026-13-01", "to")):
+        refused = await hub.api("GET", f"/api/metrics?{query}", lead)
+        error = refused.json()["error"]
+        assert refused.status_code == 400 and error["code"] == "bad_period"
+        assert error["message"].startswith(f"{name}: not a date") and "from_" not in refused.text
 
 
 # -- per article: what the bot answered with, how it was rated, what was handed off --------
