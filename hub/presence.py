@@ -5,7 +5,9 @@ whether a reply was seen or should follow the customer elsewhere (hub/follow_up.
 process keeps the count in memory; with Redis (scale-out), a hash per visitor in Redis
 (socket id → the process holding it), which every process shares. Each process keeps a
 heartbeat key alive while it runs; sockets of a process whose heartbeat has lapsed (it
-crashed, or was killed) no longer count, within ``HEARTBEAT_TTL_SECONDS``.
+crashed, or was killed) no longer count, within ``HEARTBEAT_TTL_SECONDS``; a live process
+that watches (``watch``) then tells its handler about each visitor whose last tab that was,
+so the agents hear they left.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from redis import asyncio as redis
@@ -24,9 +27,14 @@ log = logging.getLogger(__name__)
 KEY_TTL_SECONDS = 24 * 3600
 HEARTBEAT_TTL_SECONDS = 30
 HEARTBEAT_EVERY_SECONDS = 10
+SWEEP_CLAIM_SECONDS = 60
+
+Gone = Callable[[str], Awaitable[None]]  # told a visitor's id when their last tab went
 
 
 class Presence(Protocol):
+    def watch(self, gone: Gone) -> None: ...
+
     async def arrive(self, visitor: str, sid: str) -> None: ...
 
     async def leave(self, visitor: str, sid: str) -> None: ...
@@ -39,6 +47,9 @@ class Presence(Protocol):
 class LocalPresence:
     def __init__(self) -> None:
         self._sids: defaultdict[str, set[str]] = defaultdict(set)
+
+    def watch(self, gone: Gone) -> None:
+        """Nothing to watch: in one process, a tab that goes is a disconnect seen here."""
 
     async def arrive(self, visitor: str, sid: str) -> None:
         self._sids[visitor].add(sid)
@@ -62,23 +73,42 @@ class RedisPresence:
         self._redis = redis.from_url(url)
         self._prefix = f"{prefix}:presence:tabs:"
         self._heartbeats = f"{prefix}:presence:process:"
+        self._processes = f"{prefix}:presence:processes"  # every process that held a tab
+        self._visitors = f"{prefix}:presence:visitors:"  # + process: whose tabs it held
+        self._sweeps = f"{prefix}:presence:sweep:"  # + process: who forgets its tabs
         self.process = secrets.token_hex(8)
         self._beating: asyncio.Task[None] | None = None
+        self._gone: Gone | None = None
+
+    def watch(self, gone: Gone) -> None:
+        """Beat from now on (not only once a tab opens here), and tell ``gone`` about the
+        visitors whose last tab was held by a process that died."""
+        self._gone = gone
+        self._start_beating()
+
+    def _start_beating(self) -> None:
+        if self._beating is None:
+            self._beating = asyncio.get_running_loop().create_task(self._beat())
 
     @property
     def heartbeat_key(self) -> str:
         return self._heartbeats + self.process
 
     async def arrive(self, visitor: str, sid: str) -> None:
-        key = self._prefix + visitor
+        key, mine = self._prefix + visitor, self._visitors + self.process
         async with self._redis.pipeline(transaction=True) as pipe:
             await (pipe.hset(key, sid, self.process).expire(key, KEY_TTL_SECONDS)
+                   .sadd(mine, visitor).expire(mine, KEY_TTL_SECONDS)
+                   .sadd(self._processes, self.process)
                    .set(self.heartbeat_key, 1, ex=HEARTBEAT_TTL_SECONDS).execute())
-        if self._beating is None:
-            self._beating = asyncio.get_running_loop().create_task(self._beat())
+        self._start_beating()
 
     async def leave(self, visitor: str, sid: str) -> None:
-        await self._redis.hdel(self._prefix + visitor, sid)
+        key = self._prefix + visitor
+        await self._redis.hdel(key, sid)
+        owners = await self._redis.hvals(key)
+        if self.process.encode() not in owners:  # they were told; a crash now is not news
+            await self._redis.srem(self._visitors + self.process, visitor)
 
     async def present(self, visitor: str) -> bool:
         key = self._prefix + visitor
@@ -94,11 +124,33 @@ class RedisPresence:
             await self._redis.hdel(key, *dead)
         return len(dead) < len(tabs)
 
+    async def sweep(self) -> list[str]:
+        """Forget the tabs of processes whose heartbeat lapsed; the visitors who have no
+        tab left because of it. One live process claims each dead one, so each such
+        visitor is reported once."""
+        others = [p.decode() for p in await self._redis.smembers(self._processes)
+                  if p.decode() != self.process]
+        beats = await self._redis.mget([self._heartbeats + p for p in others]) if others else []
+        gone: list[str] = []
+        for process, beat in zip(others, beats, strict=True):
+            if beat or not await self._redis.set(self._sweeps + process, self.process,
+                                                  nx=True, ex=SWEEP_CLAIM_SECONDS):
+                continue
+            for visitor in await self._redis.smembers(self._visitors + process):
+                if not await self.present(visitor.decode()):  # drops the dead one's tabs
+                    gone.append(visitor.decode())
+            await self._redis.delete(self._visitors + process)
+            await self._redis.srem(self._processes, process)
+        return gone
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
             try:
                 await self._redis.set(self.heartbeat_key, 1, ex=HEARTBEAT_TTL_SECONDS)
+                if self._gone is not None:
+                    for visitor in await self.sweep():
+                        await self._gone(visitor)
             except redis.RedisError:  # Redis away for a moment: try again next beat
                 log.warning("presence heartbeat to Redis failed", exc_info=True)
 

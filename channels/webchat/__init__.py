@@ -123,6 +123,14 @@ class WebChat:
         return SendResult(ok=True,
                           recipient_away=not await self.presence.present(outbound.recipient))
 
+    async def start(self) -> None:
+        """With several hub processes, a visitor whose tabs died with another process is
+        said to be offline too (within the presence heartbeat)."""
+        self.presence.watch(self._gone_with_a_process)
+
+    async def _gone_with_a_process(self, visitor_id: str) -> None:
+        await self._tell_agents(visitor_id, online=False)
+
     async def arrive(self, visitor_id: str, sid: str) -> None:
         """A tab opened; the agents hear of it when it is the visitor's first."""
         was_present = await self.presence.present(visitor_id)

@@ -85,3 +85,63 @@ async def test_a_crashed_processs_tabs_stop_counting_when_its_heartbeat_lapses()
         await alive.close()
         await crashed.close()
         await raw.aclose()
+
+
+async def test_a_live_process_reports_once_the_visitors_a_crashed_one_took_away() -> None:
+    """A dies holding v5's only tab and one of v6's two; v7 had closed theirs before. B
+    and C both sweep: v5 alone is reported, by one of them, and only once."""
+    if not _redis_reachable():
+        if REQUIRE_SERVICES:
+            pytest.fail("Redis is required (OMOHUB_REQUIRE_SERVICES=1)")
+        pytest.skip("Redis is not reachable")
+    from redis import asyncio as redis
+
+    prefix = f"omohub-test-{uuid.uuid4().hex[:8]}"
+    crashed, b, c = (RedisPresence(REDIS, prefix) for _ in range(3))
+    raw = redis.from_url(REDIS)
+    try:
+        await crashed.arrive("v5", "sid-a")
+        await crashed.arrive("v6", "sid-b")
+        await b.arrive("v6", "sid-c")
+        await crashed.arrive("v7", "sid-d")
+        await crashed.leave("v7", "sid-d")  # told already, when it closed
+        assert await b.sweep() == [] and await c.sweep() == []  # A still beats
+        await raw.delete(crashed.heartbeat_key)  # A is gone; its heartbeat lapsed
+        assert await c.present("v5") is False  # someone looked first: still reported
+        reported = [*await b.sweep(), *await c.sweep(), *await b.sweep()]
+        assert reported == ["v5"]
+        assert await b.present("v6")
+    finally:
+        for presence in (b, c, crashed):
+            await presence.close()
+        await raw.aclose()
+
+
+async def test_a_watching_process_tells_its_handler_on_its_beat(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _redis_reachable():
+        if REQUIRE_SERVICES:
+            pytest.fail("Redis is required (OMOHUB_REQUIRE_SERVICES=1)")
+        pytest.skip("Redis is not reachable")
+    import asyncio
+
+    from redis import asyncio as redis
+
+    from hub import presence as module
+
+    monkeypatch.setattr(module, "HEARTBEAT_EVERY_SECONDS", 0.01)
+    prefix = f"omohub-test-{uuid.uuid4().hex[:8]}"
+    crashed, watching = RedisPresence(REDIS, prefix), RedisPresence(REDIS, prefix)
+    told: asyncio.Queue[str] = asyncio.Queue()
+    raw = redis.from_url(REDIS)
+    try:
+        watching.watch(told.put)  # never held a tab itself: it beats and sweeps anyway
+        await crashed.arrive("v8", "sid-a")
+        assert crashed._beating is not None
+        crashed._beating.cancel()  # the process dies: it beats no more
+        await raw.delete(crashed.heartbeat_key)  # and its heartbeat lapses
+        assert await asyncio.wait_for(told.get(), timeout=10) == "v8"
+    finally:
+        await watching.close()
+        await crashed.close()
+        await raw.aclose()
