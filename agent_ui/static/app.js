@@ -16,7 +16,6 @@
   var ME = Number(root.dataset.agentId);
   var LOCALE = root.dataset.locale || document.documentElement.lang || "ja";
   var MESSAGES = readJSON("i18n");
-  var CSRF = meta("csrf-token");
   var SOCKET_TOKEN = meta("socket-token");
   var PAGE_SIZE = 30;
 
@@ -162,30 +161,9 @@
 
   // ---------------------------------------------------------------- API
 
-  function api(method, path, body) {
-    var headers = { "Accept": "application/json" };
-    if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    return fetch(path, {
-      method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      if (response.status === 401) {
-        window.location.assign("/login");
-        throw new Error("unauthorized");
-      }
-      if (response.status === 204) return null;
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error("HTTP " + response.status);
-          error.status = response.status;
-          error.body = data;
-          throw error;
-        }
-        return data;
-      });
-    });
-  }
+  /** dom.js's api(): X-CSRF-Token on non-GET, 401 → /login, 204 or no JSON body → null;
+   * a refusal rejects with .status and the parsed body as .body (see errorText). */
+  var api = window.omohubDom.api;
 
   // ---------------------------------------------------------------- list
 

@@ -84,16 +84,8 @@
     var mine = ++seq;
     setStatus(t("dashboard.loading"));
     root.setAttribute("aria-busy", "true");
-    fetch("/api/metrics?" + params.toString(), {
-      headers: { "Accept": "application/json" }, credentials: "same-origin"
-    }).then(function (response) {
-      if (response.status === 401) {
-        window.location.assign("/login");
-        throw new Error("unauthorized");
-      }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      return response.json();
-    }).then(function (data) {
+    dom.api("GET", "/api/metrics?" + params.toString()).then(function (data) {
+      if (data === null) throw new Error("no figures");  // no body, or not JSON
       if (mine !== seq) return;
       render(data || {});
       setStatus("");
@@ -268,19 +260,15 @@
   function loadQuota() {
     var box = $("line-quota");
     if (box.dataset.line !== "on") return quotaState("off", t("dashboard.line_off"));
-    fetch("/api/line/quota", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-      .then(function (response) {
-        return response.json().catch(function () { return null; }).then(function (data) {
-          return { status: response.status, data: data || {} };
-        });
-      }).then(function (result) {
-        if (result.status === 200) return renderQuota(result.data);
-        if (result.status === 404) return quotaState("off", t("dashboard.line_off"));
-        var error = result.data.error || {};
-        quotaState("error", t("dashboard.line_error", { message: String(error.message || "HTTP " + result.status) }));
-      }).catch(function (error) {
-        quotaState("error", t("dashboard.line_error", { message: String(error && error.message || error) }));
-      });
+    dom.api("GET", "/api/line/quota").then(function (quota) {
+      renderQuota(quota || {});
+    }).catch(function (error) {
+      if (error && error.status === 404) return quotaState("off", t("dashboard.line_off"));
+      // a refusal: the API error's own message only (not its code), else the HTTP status
+      var refused = error && error.status ? (error.body && error.body.error) || {} : null;
+      var message = refused ? refused.message || "HTTP " + error.status : error && error.message || error;
+      quotaState("error", t("dashboard.line_error", { message: String(message) }));
+    });
     box.dataset.state = "loading";
   }
 

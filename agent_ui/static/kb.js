@@ -15,10 +15,9 @@
   if (!root) return;
 
   var dom = window.omohubDom;
-  var readJSON = dom.readJSON, meta = dom.meta, $ = dom.byId, clear = dom.clear, el = dom.el;
+  var readJSON = dom.readJSON, $ = dom.byId, clear = dom.clear, el = dom.el;
   var MESSAGES = readJSON("i18n");
   var t = dom.translator(MESSAGES);
-  var CSRF = meta("csrf-token");
   var ID_RE = /^[A-Za-z0-9-]+$/;
   var current = null;   // the article loaded in the editor (detail JSON) or null for a new one
   // (its own fields are its live text; current.draft, when set, is the pending edit the form shows)
@@ -36,36 +35,10 @@
     node.classList.toggle("error", !!isError);
   }
 
-  /** fetch JSON; rejects with an Error whose message is the API's error message, with the
-   * HTTP status and the error's code as .status and .code. */
+  /** dom.api (X-CSRF-Token, 401 → /login, errors with the API's message as .message and
+   * .status / .code); a response without a JSON body reads as {} here. */
   function api(method, url, body) {
-    var headers = { "Accept": "application/json" };
-    var init = { method: method, headers: headers, credentials: "same-origin" };
-    if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init).then(function (response) {
-      if (response.status === 401) {
-        window.location.assign("/login");
-        throw new Error(t("error.generic"));
-      }
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        if (!response.ok) {
-          var err = data && data.error;
-          var message = err && (err.message || err.code) ? String(err.message || err.code)
-            : (data && data.detail ? String(data.detail) : "HTTP " + response.status);
-          var error = new Error(message);
-          error.status = response.status;
-          error.code = err && err.code ? String(err.code) : null;
-          throw error;
-        }
-        return data || {};
-      });
-    });
+    return dom.api(method, url, body).then(function (data) { return data || {}; });
   }
 
   function fail(error) {
