@@ -42,6 +42,13 @@
   }
 
   function fail(error) {
+    if (error && error.code === "edit_conflict") {
+      // someone saved this article after it was opened here: nothing was saved, and the
+      // form keeps this editor's text so it can be copied before reloading
+      var newest = error.body && error.body.error ? error.body.error.newest_version : "?";
+      setStatus(t("kb.edit_conflict", { n: newest }), true);
+      return;
+    }
     setStatus(t("error.prefix") + (error && error.message ? error.message : t("error.generic")), true);
   }
 
@@ -233,6 +240,8 @@
   function putArticle(payload) {
     var body = {};
     Object.keys(payload).forEach(function (key) { if (key !== "id") body[key] = payload[key]; });
+    // the version this form was loaded from: the hub refuses the save if a newer one exists
+    body.base_version = current.draft ? current.draft.version : current.version;
     return api("PUT", "/api/kb/articles/" + encodeURIComponent(current.id), body);
   }
 

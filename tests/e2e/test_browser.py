@@ -648,3 +648,40 @@ def test_agent_assist_and_channel_items(browser: Browser, hub_url: str) -> None:
     assert page.locator("img[src='x']").count() == 0
     page.context.close()
     customer.context.close()
+
+
+def test_kb_editor_refuses_to_save_over_an_edit_made_meanwhile(browser: Browser,
+                                                               hub_url: str) -> None:
+    lead = httpx.post(f"{hub_url}/api/auth/login",
+                      json={"email": "lead@example.com", "password": "demo-lead"}).json()
+    bearer = {"Authorization": f"Bearer {lead['token']}"}
+    article = {"title": "駐車場", "locale": "ja", "questions": ["駐車場はありますか"],
+               "body": "提携駐車場が2時間無料です。"}
+    assert httpx.put(f"{hub_url}/api/kb/articles/ja-parking", json=article,
+                     headers=bearer).status_code == 200  # v1, a draft
+    page = signed_in(browser, hub_url, "lead@example.com", "demo-lead")
+    page.goto(f"{hub_url}/kb?lang=en")
+    item = page.locator("#kb-list li[data-id='ja-parking']")
+    item.locator("button").click()
+    expect(page.locator("#kb-id")).to_have_value("ja-parking")
+
+    # another supervisor saves the article while it is open here
+    assert httpx.put(f"{hub_url}/api/kb/articles/ja-parking", headers=bearer, json={
+        **article, "body": "提携駐車場が3時間無料です。"}).status_code == 200  # v2
+    mine = "駐車場はございません。"
+    page.fill("#kb-body", mine)
+    page.click("#kb-save")
+    status = page.locator("#kb-status")
+    expect(status).to_have_class(re.compile(r"\berror\b"))
+    expect(status).to_contain_text("Someone else saved this article")
+    expect(status).to_contain_text("version 2")
+    expect(page.locator("#kb-body")).to_have_value(mine)  # kept, to be copied
+    stored = httpx.get(f"{hub_url}/api/kb/articles/ja-parking", headers=bearer).json()
+    assert (stored["version"], stored["body"]) == (2, "提携駐車場が3時間無料です。")
+
+    # opened again, the article saves over the newest version
+    item.locator("button").click()
+    page.fill("#kb-body", mine)
+    page.click("#kb-save")
+    expect(status).to_contain_text("Saved as a draft (version 3)")
+    page.context.close()
