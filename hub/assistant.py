@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import events, links
 from hub.background import Background
+from hub.ingest import IngestResult
 from hub.models import (
     Conversation,
     Direction,
@@ -30,6 +32,7 @@ from hub.models import (
 )
 from hub.serialize import iso, item_json
 from hub.services import Services
+from hub.settings import Settings
 from kb.bot import Action, BotPolicy, BotState, Kind, Mode, feedback_verdict
 from kb.hours import HoursConfig
 from kb.index import KnowledgeBase
@@ -63,10 +66,9 @@ class Assistant:
     async def on_event(self, event: events.Event) -> None:
         payload = event.payload
         if (event.name != events.MESSAGE_CREATED or event.conversation_id is None
-                or _presents_a_link_code(payload)
-                or payload.get("sender_type") != SenderType.CUSTOMER
-                or payload.get("type") != ItemKind.MESSAGE
-                or payload.get("channel") not in self.channels):
+                or not is_a_question(payload.get("channel"), payload.get("type"),
+                                     payload.get("sender_type"), payload.get("data") or {},
+                                     self.channels)):
             return
         self._answers.spawn(self._answer(event.conversation_id, payload))
 
@@ -150,9 +152,24 @@ class Assistant:
             events.MESSAGE_CREATED, item_json(item), conversation_id))
 
 
-def _presents_a_link_code(payload: dict[str, Any]) -> bool:
-    """A message carrying a continue-on-another-channel code is no question for the bot."""
-    return bool((payload.get("data") or {}).get(links.CODE_MARK))
+def is_a_question(channel: Any, kind: Any, sender_type: Any, data: dict[str, Any],
+                  channels: Collection[str]) -> bool:
+    """Whether the bot takes up this timeline item: a customer's message on a bot channel.
+    Not a message presenting a continue-on-another-channel code, nor an event kept only
+    as an "unsupported" item."""
+    return (channel in channels and sender_type == SenderType.CUSTOMER
+            and kind == ItemKind.MESSAGE and not data.get(links.CODE_MARK)
+            and "unsupported" not in data)
+
+
+def bot_will_answer(settings: Settings, result: IngestResult) -> bool:
+    """Whether the bot is about to answer what was just stored, so the channel can show it
+    working (LINE's loading animation, the web chat's typing dots)."""
+    item = result.item
+    return (settings.bot_enabled and result.created
+            and result.conversation.bot_state.get("mode", Mode.BOT) == Mode.BOT
+            and is_a_question(item.channel, item.kind, item.sender_type, item.data,
+                              settings.bot_channels.split(",")))
 
 
 def guess_locale(text: str) -> str:

@@ -30,6 +30,7 @@ from channels.line.client import Content, LineApi, LineApiError
 from channels.line.outbound import TEXT_LIMIT, batches, build_messages, retry_key
 from channels.line.parse import CHANNEL, LineEvent, in_order, parse
 from hub import events, links
+from hub.assistant import bot_will_answer
 from hub.background import Background
 from hub.identity import PLACEHOLDER_NAME, InvalidIdentity, find_identity, set_reachable
 from hub.ingest import IngestResult
@@ -154,14 +155,8 @@ class LineChannel:
             self.spawn(self._welcome(event, result, greet=event.action == "follow"))
         if event.media and event.media.get("status") == "pending":
             self.spawn(self.download_media(result.item.id, event.media))  # type: ignore[arg-type]
-        if self._bot_will_answer(result):
+        if bot_will_answer(self.services.settings, result):
             self.spawn(self._loading(event.user_id or ""))
-
-    def _bot_will_answer(self, result: IngestResult) -> bool:
-        settings = self.services.settings
-        return (settings.bot_enabled and "line" in settings.bot_channels.split(",")
-                and result.item.kind == "message" and "unsupported" not in result.item.data
-                and result.conversation.bot_state.get("mode", "bot") == "bot")
 
     async def _loading(self, user_id: str) -> None:
         """LINE's loading animation while the bot works; its answer ends it."""

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from channels.base import Capabilities, Inbound, Outbound, SendResult
 from hub import events, links
-from hub.assistant import live_quick_replies
+from hub.assistant import bot_will_answer, live_quick_replies
 from hub.ingest import IngestResult
 from hub.links import LinkError
 from hub.models import Conversation, Identity
@@ -73,6 +73,10 @@ class WebChat:
     async def receive(self, inbound: Inbound) -> IngestResult:
         result = await self.services.ingestor.ingest(inbound)
         await self.namespace.after_ingest(inbound.identity_value, result)
+        if bot_will_answer(self.services.settings, result):  # its answer hides the dots
+            await self.services.sio.emit("typing", {"sender_type": "bot", "typing": True},
+                                         room=visitor_room(inbound.identity_value),
+                                         namespace=NAMESPACE)
         if result.opened and await self.presence.present(inbound.identity_value):
             # a first message makes the visitor a customer: only now can agents be told
             await self._publish_presence(result.customer.id, online=True)  # type: ignore[arg-type]

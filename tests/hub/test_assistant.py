@@ -370,3 +370,39 @@ async def test_a_reloaded_chat_offers_the_buttons_of_the_latest_answer_only(
                       token, json={"text": "担当の青木です"})
     assert [i for i in await history() if "quick_replies" in i] == []
 
+
+
+async def test_the_chat_shows_the_bot_typing_until_it_answers_and_not_for_an_agent(
+        bot_hub: RunningHub, chat: tuple[socketio.AsyncClient, asyncio.Queue[Any]]) -> None:
+    client, messages = chat
+    typing: asyncio.Queue[Any] = asyncio.Queue()
+    client.on("typing", typing.put, namespace="/webchat")
+    ack = await say(client, "ポイントの有効期限を教えてください")
+    assert await asyncio.wait_for(typing.get(), TIMEOUT) == {"sender_type": "bot",
+                                                               "typing": True}
+    assert (await asyncio.wait_for(messages.get(), TIMEOUT))["sender_type"] == "bot"
+
+    token = await bot_hub.login()  # an agent takes the ticket: the bot is silent from now on
+    path = f"/api/conversations/{ack['conversation_id']}"
+    assert (await bot_hub.api("POST", f"{path}/messages", token,
+                              json={"text": "担当の者です"})).status_code == 201
+    assert (await asyncio.wait_for(messages.get(), TIMEOUT))["sender_type"] == "agent"
+    await say(client, "ありがとうございます")
+    await assistant(bot_hub).drain()
+    assert typing.empty()
+
+
+@pytest.mark.parametrize(("channel", "kind", "sender", "data", "taken"), [
+    ("web", "message", "customer", {}, True),
+    ("line", "message", "customer", {"reply_token": "r"}, True),
+    ("email", "message", "customer", {}, False),                  # not a bot channel here
+    ("web", "message", "agent", {}, False),
+    ("web", "system", "customer", {}, False),
+    ("line", "message", "customer", {"unsupported": "beacon"}, False),  # kept, not asked
+    ("line", "message", "customer", {"link_code": "accepted"}, False),
+])
+def test_what_the_bot_takes_up(channel: str, kind: str, sender: str, data: dict[str, Any],
+                               taken: bool) -> None:
+    from hub.assistant import is_a_question
+
+    assert is_a_question(channel, kind, sender, data, {"web", "line"}) is taken
