@@ -386,3 +386,18 @@ def _upsert(session: AsyncSession, batch: Batch, place: int, row: Row,
         counts.updated += 1
     else:
         counts.unchanged += 1
+
+
+# --- showing -----------------------------------------------------------------------------
+
+# Symbols for the currencies a shop here is likely to price in; any other is shown by its
+# code. Prices are whole units of the currency (as the agent UI's Intl.NumberFormat reads).
+CURRENCY_SYMBOLS = {"JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "CNY": "CN¥",
+                    "KRW": "₩", "TWD": "NT$", "HKD": "HK$", "SGD": "S$", "THB": "฿"}
+
+
+def price_label(price: int, currency: str) -> str:
+    """``¥5,980``, ``$12``, ``CHF 40``: what the customer's product card shows."""
+    code = (currency or "JPY").upper()
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{symbol}{price:,}" if symbol else f"{code} {price:,}"

@@ -13,6 +13,7 @@ from litestar.response import File, Template
 from channels.base import Inbound
 from channels.webchat import WebChat, clean_context
 from hub.api.deps import ServicesDep
+from hub.catalog import price_label
 from hub.files import FileRejected
 from hub.models import Product, Store
 from hub.pages import pick_locale, remember_locale, secure_headers
@@ -36,6 +37,8 @@ async def chat_page(request: Request[Any, Any, Any], services: ServicesDep,
             store_row = await session.get(Store, store)
     settings = services.settings
     context = {"locale": locale, "product": product_row, "store": store_row,
+               "price": price_label(product_row.price, product_row.currency)
+               if product_row else "",
                "link": link if link and link.isdigit() and len(link) == 6 else None,
                "line_enabled": settings.line_enabled and bool(settings.line_basic_id),
                "phone_enabled": settings.twilio_enabled and bool(settings.twilio_phone_number)}

@@ -227,3 +227,14 @@ async def test_the_demo_chat_page_shows_the_products_picture(hub: RunningHub) ->
         assert picture.headers["x-content-type-options"] == "nosniff"
         assert picture.text.startswith("<svg") and "<script" not in picture.text
         assert clean(PRODUCT_KIND, product.model_dump()) == product.model_dump()
+
+
+@pytest.mark.parametrize(("price", "currency", "shown"), [
+    (1280, "JPY", "¥1,280"), (12, "USD", "$12"), (1500, "eur", "€1,500"),
+    (40, "CHF", "CHF 40")])
+async def test_the_product_card_prices_in_the_products_currency(
+        hub: RunningHub, price: int, currency: str, shown: str) -> None:
+    async with hub.services.sessions() as session, session.begin():
+        session.add(Product(sku="OMO-MUG-020", name="Mug", price=price, currency=currency))
+    page = await hub.http.get("/chat?product=OMO-MUG-020", headers={"Accept-Language": "en"})
+    assert f'<span class="product-price">{shown}</span>' in page.text
