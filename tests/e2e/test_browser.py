@@ -681,6 +681,7 @@ def test_kb_editor_refuses_to_save_over_an_edit_made_meanwhile(browser: Browser,
 
     # opened again, the article saves over the newest version
     item.locator("button").click()
+    expect(page.locator("#kb-body")).to_have_value("提携駐車場が3時間無料です。")  # loaded
     page.fill("#kb-body", mine)
     page.click("#kb-save")
     expect(status).to_contain_text("Saved as a draft (version 3)")
