@@ -17,6 +17,8 @@ IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "image/webp": (b"RIFF",),
 }
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",
+                    "image/webp": "webp"}
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _NOT_PLAIN_ASCII = re.compile(r"[^A-Za-z0-9._-]+")
@@ -82,6 +84,21 @@ def download_disposition(name: str) -> str:
     return header
 
 
+def named_for_its_bytes(name: str, data: bytes, content_type: str) -> tuple[str, str]:
+    """The name and type a file is kept under, as its bytes say: an image is named for
+    the kind it is (a PNG that also holds a page, sent as ``poly.html``, is kept as
+    ``poly.png``, so a download is never a page); a file that claims to be an image, by
+    its type or its name, and is not one, is kept as bytes (``notreally.png.bin``)."""
+    actual = sniff_image(data)
+    if actual is not None:
+        stem = name.rpartition(".")[0] if "." in name else name
+        return f"{stem or 'image'}.{IMAGE_EXTENSIONS[actual]}", actual
+    claimed = {content_type, mimetypes.guess_type(name)[0]}
+    if claimed & IMAGE_SIGNATURES.keys():  # what the hub would serve and show as a picture
+        return f"{name}.bin", "application/octet-stream"
+    return name, content_type
+
+
 class FileStore:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
@@ -98,7 +115,7 @@ class FileStore:
 
     def save(self, name: str, data: bytes, content_type: str) -> Attachment:
         key = secrets.token_urlsafe(24)
-        filename = safe_name(name)
+        filename, content_type = named_for_its_bytes(safe_name(name), data, content_type)
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         (folder / filename).write_bytes(data)

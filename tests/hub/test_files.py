@@ -65,3 +65,34 @@ async def test_a_hostile_name_cannot_inject_headers(hub: RunningHub) -> None:
     assert saved_as(response.headers["content-disposition"]) == stored.name
     raw_name = await hub.http.get(f"/files/{stored.id}/{quote(hostile, safe='')}")
     assert raw_name.status_code == 404 and "set-cookie" not in raw_name.headers
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+PAGE = b"<html><script>alert(1)</script></html>"
+
+
+def test_files_are_named_and_typed_for_what_their_bytes_are(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from hub.files import FileStore, served_type
+
+    store = FileStore(Path(str(tmp_path)), max_bytes=1 << 20)
+    cases = [
+        # a picture that also holds a page, sent as .html: kept, and downloaded, as a PNG
+        ("poly.html", PNG + PAGE, "text/html", "poly.png", "image/png"),
+        ("photo.png", b"\xff\xd8\xff\xe0" + b"\x00" * 16, "image/png", "photo.jpg",
+         "image/jpeg"),  # a JPEG misnamed
+        # a page that claims to be a picture, by type or by name: bytes
+        ("notreally.png", PAGE, "image/png", "notreally.png.bin", "application/octet-stream"),
+        ("notreally.gif", PAGE, "application/octet-stream", "notreally.gif.bin",
+         "application/octet-stream"),
+        ("quote.pdf", b"%PDF-1.4", "application/pdf", "quote.pdf", "application/pdf"),
+        ("IMG_0001.heic", b"\x00\x00\x00\x18ftypheic", "image/heic", "IMG_0001.heic",
+         "image/heic"),  # not shown by the hub, served as bytes anyway
+    ]
+    for name, data, claimed, kept, kind in cases:
+        saved = store.save(name, data, claimed)
+        assert (saved.name, saved.content_type) == (kept, kind), name
+        assert served_type(saved.name) in {kind, "application/octet-stream"}
+    upload = store.save_image("poly.html", PNG + PAGE)
+    assert upload.name == "poly.png" and upload.url.endswith("/poly.png")
