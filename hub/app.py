@@ -18,6 +18,7 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import YamlRenderPlugin
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import File
@@ -215,7 +216,11 @@ def create_litestar(services: Services) -> Litestar:
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=_templates(),
-        openapi_config=OpenAPIConfig(title="omohub", version="0.1.0", path="/schema"),
+        # The schema as JSON and YAML only: Litestar's interactive pages (Swagger UI, ReDoc,
+        # ...) load their scripts from public CDNs, which would run on the hub's origin
+        # with a signed-in agent's cookie and no CSP.
+        openapi_config=OpenAPIConfig(title="omohub", version="0.1.0", path="/schema",
+                                     render_plugins=[YamlRenderPlugin()]),
         lifespan=[_lifespan(services)],
         after_request=_security_headers,
         response_cache_config=ResponseCacheConfig(),

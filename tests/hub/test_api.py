@@ -298,6 +298,15 @@ async def test_cookie_session_needs_the_csrf_header_on_writes(hub: RunningHub) -
 async def test_openapi_schema_is_served(hub: RunningHub) -> None:
     schema = (await hub.http.get("/schema/openapi.json")).json()
     assert "/api/conversations" in schema["paths"]
+    assert "/api/conversations:" in (await hub.http.get("/schema/openapi.yaml")).text
+
+
+async def test_no_page_on_the_hubs_origin_loads_scripts_from_elsewhere(hub: RunningHub) -> None:
+    """Litestar's interactive API docs load CDN scripts with no CSP: not served."""
+    for page in ("/schema", "/schema/swagger", "/schema/redoc", "/schema/elements",
+                 "/schema/rapidoc", "/schema/scalar"):
+        response = await hub.http.get(page)
+        assert "<script" not in response.text, page
 
 
 async def test_healthz(hub: RunningHub) -> None:
