@@ -38,7 +38,7 @@ from hub.models import (
 from hub.rows import ROW_OF, CustomerRow, IdentityRow, ItemRow, Row, TicketRow
 from hub.serialize import conversation_summary, iso, item_json
 from hub.sqlite_io import SqliteStatements
-from hub.text import clean_text
+from hub.text import clean_name, clean_text
 
 log = logging.getLogger(__name__)
 Snapshot = dict[str, Any]  # a row's column values, as read or as last committed
@@ -715,7 +715,7 @@ class Ingestor:
 def _normalized(inbound: Inbound) -> Inbound:
     value = _normalize_identity(inbound.identity_kind, inbound.identity_value)
     text = clean_text(inbound.text)
-    name = clean_text(inbound.display_name) if inbound.display_name else inbound.display_name
+    name = clean_name(inbound.display_name) if inbound.display_name else inbound.display_name
     if (value, text, name) == (inbound.identity_value, inbound.text, inbound.display_name):
         return inbound  # the usual case, and a copy of the dataclass is not free
     return replace(inbound, identity_value=value, text=text, display_name=name)

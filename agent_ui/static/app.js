@@ -113,7 +113,8 @@
   }
 
   function initials(name) {
-    var text = String(name || "?").trim();
+    // invisible format characters (bidi controls, zero-width joiners) are never an initial
+    var text = String(name || "?").replace(/\p{Cf}/gu, "").trim();
     if (!text) return "?";
     var parts = text.split(/\s+/);
     if (parts.length > 1 && /^[A-Za-z]/.test(text)) return (parts[0][0] + parts[1][0]).toUpperCase();

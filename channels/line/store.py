@@ -16,6 +16,7 @@ from hub.identity import PLACEHOLDER_NAME, audit, join_identity
 from hub.models import AuditEvent, Conversation, Customer, Direction, Identity, TimelineItem
 from hub.security import Signer
 from hub.serialize import conversation_summary
+from hub.text import clean_name
 
 Sessions = async_sessionmaker[AsyncSession]
 CLOCK_SKEW = timedelta(seconds=5)  # LINE's event clock may run a little ahead of ours
@@ -89,7 +90,7 @@ async def adopt_profile(sessions: Sessions, customer_id: int, conversation_id: i
         if customer is None or conversation is None:
             return None
         attributes = dict(customer.attributes)
-        name = (profile.get("display_name") or "").strip()
+        name = clean_name(str(profile.get("display_name") or ""))
         if name and attributes.pop(PLACEHOLDER_NAME, False):
             customer.display_name = name[:200]
         attributes["line_profile"] = {k: profile.get(k) for k in (
