@@ -336,3 +336,21 @@ async def test_pages_and_scripts_name_their_charset_once(hub: RunningHub) -> Non
             path, response.headers["content-type"])
     widget = await hub.http.get("/widget.js")
     assert widget.headers["content-type"] == "text/javascript; charset=utf-8"
+
+
+async def test_agents_hear_of_a_visitor_whose_chat_died_with_another_process(
+        hub: RunningHub, clients: list[Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Redis, a live process's presence sweep names the visitors a crashed process
+    held (tests/hub/test_presence.py); the web chat tells the agents they are offline."""
+    watched: list[Any] = []
+    monkeypatch.setattr(hub.services.presence, "watch", watched.append)
+    await hub.services.adapters["web"].start()
+    [gone_with_a_process] = watched
+    inbox = await agent(hub, clients)
+    chat = await customer(hub, clients)
+    token = (await chat.next("session"))["visitor_token"]
+    await chat.call("message", {"text": "見ていますか"})
+    assert (await inbox.next("customer.presence"))["online"] is True
+
+    await gone_with_a_process(hub.services.adapters["web"].visitor_of(token))
+    assert (await inbox.next("customer.presence"))["online"] is False
