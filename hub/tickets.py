@@ -245,7 +245,7 @@ class Tickets:
                                channel: str) -> None:
         if channel not in self._enabled():
             raise TicketError("channel_unavailable", f"channel {channel!r} is not enabled")
-        if await recipient_for(session, conversation.customer_id, channel) is None:
+        if not await self._reaches(session, conversation, channel):
             raise TicketError("channel_unavailable",
                               f"the customer cannot be reached on {channel!r}")
 

@@ -173,7 +173,6 @@ class WebChat:
                 "typing", {"sender_type": "agent", "typing": event.payload["typing"]},
                 room=visitor_room(visitor_id), namespace=NAMESPACE)
 
-
     async def _resend_sessions(self, *customer_ids: int) -> None:
         async with self.services.sessions() as session:
             visitors = (await session.execute(select(Identity.value).where(
@@ -181,10 +180,15 @@ class WebChat:
         for visitor_id in visitors:
             conversation_id, _ = await self.services.tickets.customer_view(
                 "web", visitor_id, limit=0)
-            await self.services.sio.emit(
-                "session", {"visitor_token": self.sign(visitor_id),
-                            "conversation_id": conversation_id},
-                room=visitor_room(visitor_id), namespace=NAMESPACE)
+            await self.tell_tabs_their_ticket(visitor_id, conversation_id)
+
+    async def tell_tabs_their_ticket(self, visitor_id: str,
+                                     conversation_id: int | None) -> None:
+        """A new ``session`` for every open tab of the visitor: the ticket they write into."""
+        await self.services.sio.emit(
+            "session", {"visitor_token": self.sign(visitor_id),
+                        "conversation_id": conversation_id},
+            room=visitor_room(visitor_id), namespace=NAMESPACE)
 
 
 def local_sids(server: socketio.AsyncServer, room: str) -> list[str] | None:
@@ -288,10 +292,8 @@ class WebChatNamespace(socketio.AsyncNamespace):
 
     async def after_ingest(self, visitor_id: str, result: IngestResult) -> None:
         """Tell every tab of this visitor when a new ticket opens."""
-        room = visitor_room(visitor_id)
         if result.opened:
-            await self.emit("session", {"visitor_token": self.channel.sign(visitor_id),
-                                        "conversation_id": result.conversation.id}, room=room)
+            await self.channel.tell_tabs_their_ticket(visitor_id, result.conversation.id)
 
     async def on_link(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         """The customer's "continue on LINE / by phone" button: a code, a deep link, a QR."""
